@@ -1,0 +1,39 @@
+# The two commands: `make demo` and `make test`. Each sets up .venv on its own.
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
+
+.PHONY: demo test lab lint sandbox clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --upgrade pip
+
+# Re-install only when pyproject.toml changes; the package itself is editable.
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(PIP) install -e .
+	touch $@
+
+$(VENV)/.installed-test: pyproject.toml | $(BIN)/python
+	$(PIP) install -e '.[test]'
+	touch $(VENV)/.installed $@
+
+demo: $(VENV)/.installed
+	$(BIN)/circtoolkit demo
+
+sandbox: $(VENV)/.installed
+	$(BIN)/circtoolkit sandbox
+
+test: $(VENV)/.installed-test
+	$(BIN)/ruff check circtoolkit tests benchmarks
+	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
+
+lint: $(VENV)/.installed-test
+	$(BIN)/ruff check circtoolkit tests benchmarks
+
+lab: $(VENV)/.installed-test
+	$(BIN)/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,81 @@
+"""Keeping tokens and secrets out of messages, reprs and log lines."""
+
+from __future__ import annotations
+
+import logging
+import re
+from typing import Any
+
+__all__ = ["install_log_redaction", "mask", "redact", "redact_json"]
+
+_TOKEN_IN_QUERY = re.compile(r"(?i)([?&;]token=)[^&\s'\"<>#)]*")
+SECRET_FIELDS = frozenset({"token", "password", "hmacSecret", "hmac_secret"})
+
+
+def mask(secret: str | None, *, keep: int = 4) -> str:
+    """A display form of a secret: ``****`` plus its last ``keep`` characters when it is
+    long enough (24+ characters, so at most a sixth shows) and nothing of it otherwise."""
+    if not secret:
+        return "<none>"
+    if keep and len(secret) >= 24:
+        return "****" + secret[-keep:]
+    return "****"
+
+
+def redact(text: str, *secrets: str | None) -> str:
+    """``text`` with every ``token=`` query value and every given secret masked."""
+    text = _TOKEN_IN_QUERY.sub(r"\1****", text)
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, mask(secret))
+    return text
+
+
+def redact_json(value: Any) -> Any:
+    """A copy of a JSON value with the values of secret-bearing fields masked."""
+    if isinstance(value, dict):
+        return {
+            key: (mask(item, keep=0) if key in SECRET_FIELDS and isinstance(item, str)
+                  else redact_json(item))
+            for key, item in value.items()
+        }
+    if isinstance(value, list):
+        return [redact_json(item) for item in value]
+    return value
+
+
+class _RedactingFilter(logging.Filter):
+    """Rewrites a record's message with ``token=`` query values masked."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        try:
+            message = record.getMessage()
+        except Exception:  # a malformed record is not ours to fix; let logging report it
+            return True
+        cleaned = redact(message)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+_FILTER = _RedactingFilter()
+_URLLIB3_LOGGERS = (
+    "urllib3.connectionpool",
+    "urllib3.connection",
+    "urllib3.poolmanager",
+    "urllib3.response",
+    "urllib3.util.retry",
+    "requests",
+)
+
+
+def install_log_redaction() -> None:
+    """Mask ``token=`` in the log lines of urllib3 and requests (idempotent).
+
+    urllib3 logs every request line, query string included, at DEBUG; logger-level
+    filters run before any handler sees the record, so no handler can leak it.
+    """
+    for name in _URLLIB3_LOGGERS:
+        logger = logging.getLogger(name)
+        if _FILTER not in logger.filters:
+            logger.addFilter(_FILTER)

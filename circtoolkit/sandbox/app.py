@@ -1,0 +1,200 @@
+"""The sandbox's ASGI app: Circularo's login and webhook API under ``/api/v1``.
+
+Every error, whatever raised it, answers with one body shape::
+
+    {"status": "ERROR", "code": "INVALID_FIELD", "message": "...", "field": "callbackUrl"}
+
+``field`` names the offending request field (or ``body``, ``token``) and is null when
+no single field is at fault. Requests are logged to ``circtoolkit.sandbox`` with the
+token masked.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from .._redact import redact
+from .openapi import build_openapi
+from .state import ApiProblem, Principal, SandboxState
+
+__all__ = ["API_PREFIX", "MAX_BODY", "create_app", "error_response"]
+
+API_PREFIX = "/api/v1"
+MAX_BODY = 1024 * 1024
+
+log = logging.getLogger("circtoolkit.sandbox")
+
+Handler = Callable[[Request, SandboxState], Awaitable[Any]]
+
+_HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
+
+
+def error_response(problem: ApiProblem) -> JSONResponse:
+    """The documented error body for a problem, with its status."""
+    return JSONResponse(problem.body(), status_code=problem.status)
+
+
+async def read_json(request: Request) -> Any:
+    """The request's JSON body, or 400/413 naming ``body``."""
+    body = await request.body()
+    if len(body) > MAX_BODY:
+        raise ApiProblem(413, "PAYLOAD_TOO_LARGE", f"the body exceeds {MAX_BODY} bytes", "body")
+    if not body.strip():
+        raise ApiProblem(400, "INVALID_JSON", "the body must be a JSON object; it is empty",
+                         "body")
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ApiProblem(400, "INVALID_JSON", f"the body is not valid JSON: {exc}", "body") from None
+
+
+def principal_of(request: Request, state: SandboxState) -> Principal:
+    """Authenticate the ``token`` query parameter."""
+    return state.authenticate(request.query_params.get("token"))
+
+
+def _endpoint(handler: Handler, state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
+    """Wrap a handler: JSON out, problems to error bodies, crashes to a logged 500."""
+
+    async def endpoint(request: Request) -> Response:
+        started = time.perf_counter()
+        try:
+            result = await handler(request, state)
+            response: Response = result if isinstance(result, Response) else JSONResponse(result)
+        except ApiProblem as problem:
+            response = error_response(problem)
+        except Exception:
+            log.exception("internal error in %s %s", request.method, request.url.path)
+            response = error_response(ApiProblem(500, "INTERNAL", "internal sandbox error"))
+        log.info("%s %s -> %d (%.1f ms)", request.method,
+                 redact(str(request.url.include_query_params())), response.status_code,
+                 (time.perf_counter() - started) * 1000)
+        return response
+
+    endpoint.__name__ = handler.__name__
+    endpoint.__doc__ = handler.__doc__
+    return endpoint
+
+
+# -- handlers -------------------------------------------------------------------------
+
+def _login_answer(token: str | None, principal_account: Any) -> dict[str, Any]:
+    answer: dict[str, Any] = {"logged": True}
+    if token is not None:
+        answer["token"] = token
+    answer.update({"tenant": principal_account.to_api()["tenant"],
+                   "rights": list(principal_account.rights),
+                   "user": principal_account.to_api()})
+    return answer
+
+
+def _wants_token(value: Any) -> bool:
+    return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
+
+
+async def login(request: Request, state: SandboxState) -> Any:
+    """POST /login: open a session; with ``returnToken: true`` the token is in the answer."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "INVALID_JSON", "the body must be a JSON object", "body")
+    token, account = state.login(body.get("name"), body.get("password"), body.get("tenant"))
+    return _login_answer(token if _wants_token(body.get("returnToken")) else None, account)
+
+
+async def check_login(request: Request, state: SandboxState) -> Any:
+    """GET /login: whether the token is valid, and whose it is."""
+    principal = principal_of(request, state)
+    token = request.query_params.get("token")
+    return _login_answer(token if _wants_token(request.query_params.get("returnToken")) else None,
+                         principal.account)
+
+
+async def logout(request: Request, state: SandboxState) -> Any:
+    """GET /logout: end the session; the token gets 401 from now on."""
+    state.logout(principal_of(request, state))
+    return {"status": "SUCCESS"}
+
+
+async def create_api_key(request: Request, state: SandboxState) -> Any:
+    """POST /api/key: a long-lived API key for the caller."""
+    return state.create_api_key(principal_of(request, state))
+
+
+async def revoke_api_key(request: Request, state: SandboxState) -> Any:
+    """DELETE /api/key/<key>: revoke an API key."""
+    state.revoke_api_key(principal_of(request, state), request.path_params["key"])
+    return {"status": "SUCCESS"}
+
+
+async def create_webhook(request: Request, state: SandboxState) -> Any:
+    """POST /webhooks: subscribe a callback URL to a scope's document events."""
+    principal = principal_of(request, state)
+    return state.create_webhook(principal, await read_json(request))
+
+
+async def list_webhooks(request: Request, state: SandboxState) -> Any:
+    """GET /webhooks: the webhooks the caller may see."""
+    return state.list_webhooks(principal_of(request, state))
+
+
+async def delete_webhook(request: Request, state: SandboxState) -> Any:
+    """DELETE /webhooks/<id>: remove a webhook."""
+    state.delete_webhook(principal_of(request, state), request.path_params["webhookId"])
+    return {"status": "SUCCESS"}
+
+
+async def openapi(request: Request, state: SandboxState) -> Any:
+    """GET /openapi.json: this API described in OpenAPI 3."""
+    return build_openapi(str(request.base_url).rstrip("/") + API_PREFIX)
+
+
+async def index(request: Request, state: SandboxState) -> Any:
+    """GET /: where things are."""
+    base = str(request.base_url).rstrip("/")
+    return {"service": "circtoolkit sandbox (offline Circularo)", "api": base + API_PREFIX,
+            "openapi": base + API_PREFIX + "/openapi.json"}
+
+
+ROUTES: tuple[tuple[str, str, Handler], ...] = (
+    ("POST", "/login", login),
+    ("GET", "/login", check_login),
+    ("GET", "/logout", logout),
+    ("POST", "/api/key", create_api_key),
+    ("DELETE", "/api/key/{key}", revoke_api_key),
+    ("POST", "/webhooks", create_webhook),
+    ("GET", "/webhooks", list_webhooks),
+    ("DELETE", "/webhooks/{webhookId}", delete_webhook),
+    ("GET", "/openapi.json", openapi),
+)
+
+
+async def _http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "HTTP_ERROR")
+    message = {404: f"no such endpoint: {request.url.path}",
+               405: f"{request.method} is not allowed on {request.url.path}"}.get(
+        exc.status_code, str(exc.detail))
+    response = error_response(ApiProblem(exc.status_code, code, message))
+    if exc.headers:
+        response.headers.update(exc.headers)
+    return response
+
+
+def create_app(state: SandboxState) -> Starlette:
+    """The sandbox's ASGI app over ``state``."""
+    routes = [Route(API_PREFIX + path, _endpoint(handler, state), methods=[method])
+              for method, path, handler in ROUTES]
+    routes.append(Route("/", _endpoint(index, state), methods=["GET"]))
+    app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
+    app.state.sandbox = state
+    return app

@@ -1,0 +1,83 @@
+"""HMAC-SHA256 signatures of webhook bodies, as Circularo sends them.
+
+Circularo puts the lowercase hex HMAC-SHA256 of the raw request body, keyed with the
+webhook's ``hmacSecret`` (UTF-8), in the ``x-circularo-signature`` header. Sign and
+verify the bytes exactly as sent or received, never re-serialised JSON.
+
+What :func:`verify` accepts, deliberately: surrounding whitespace (HTTP strips it from
+header values anyway) and upper-case hex digits (hex is case-insensitive). Anything else
+that is not exactly 64 hex digits - a ``sha256=`` prefix, a truncated value - fails.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+from collections.abc import Iterable
+
+from .errors import ConfigurationError
+
+__all__ = ["SIGNATURE_HEADER", "sign", "verify"]
+
+SIGNATURE_HEADER = "x-circularo-signature"
+
+_HEX_DIGITS = frozenset("0123456789abcdef")
+_SIGNATURE_LENGTH = 64
+
+Body = bytes | bytearray | memoryview | str
+
+
+def _body_bytes(body: Body) -> bytes:
+    return body.encode("utf-8") if isinstance(body, str) else bytes(body)
+
+
+def _secret_bytes(secret: str | bytes) -> bytes:
+    if isinstance(secret, bytes):
+        key = secret
+    elif isinstance(secret, str):
+        key = secret.encode("utf-8")
+    else:
+        raise ConfigurationError(f"an HMAC secret must be str or bytes, not {type(secret).__name__}")
+    if not key:
+        raise ConfigurationError("an HMAC secret must not be empty")
+    return key
+
+
+def sign(body: Body, secret: str | bytes) -> str:
+    """The lowercase hex HMAC-SHA256 of ``body`` keyed with ``secret`` (UTF-8 if str)."""
+    return hmac.new(_secret_bytes(secret), _body_bytes(body), hashlib.sha256).hexdigest()
+
+
+def verify(
+    body: Body,
+    signature: str | bytes | None,
+    secrets: str | bytes | Iterable[str | bytes],
+) -> bool:
+    """Whether ``signature`` is the HMAC of ``body`` under any one of ``secrets``.
+
+    Several secrets allow rotation: accept the old and the new one while senders move
+    over. Every secret is checked, each with a constant-time comparison, so the time
+    taken says nothing about which one matched or how much of the signature was right.
+    """
+    keys = (
+        [_secret_bytes(secrets)]
+        if isinstance(secrets, str | bytes)
+        else [_secret_bytes(s) for s in secrets]
+    )
+    if not keys:
+        raise ConfigurationError("verify() needs at least one secret")
+    if signature is None:
+        return False
+    if isinstance(signature, bytes):
+        try:
+            signature = signature.decode("ascii")
+        except UnicodeDecodeError:
+            return False
+    candidate = signature.strip().lower()
+    if len(candidate) != _SIGNATURE_LENGTH or not _HEX_DIGITS.issuperset(candidate):
+        return False
+    expected_for = (hmac.new(key, _body_bytes(body), hashlib.sha256).hexdigest() for key in keys)
+    matched = False
+    for expected in expected_for:
+        matched |= hmac.compare_digest(expected, candidate)
+    return matched
