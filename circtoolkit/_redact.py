@@ -45,9 +45,20 @@ def redact_json(value: Any) -> Any:
 
 
 class _RedactingFilter(logging.Filter):
-    """Rewrites a record's message with ``token=`` query values masked."""
+    """Masks ``token=`` query values in a record's message and string arguments.
+
+    Arguments are redacted in place (formatters such as uvicorn's access formatter
+    unpack them); if the rendered message still leaks, it is frozen redacted.
+    """
 
     def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str):
+            record.msg = redact(record.msg)
+        if isinstance(record.args, tuple):
+            record.args = tuple(redact(a) if isinstance(a, str) else a for a in record.args)
+        elif isinstance(record.args, dict):
+            record.args = {k: redact(v) if isinstance(v, str) else v
+                           for k, v in record.args.items()}
         try:
             message = record.getMessage()
         except Exception:  # a malformed record is not ours to fix; let logging report it
@@ -66,11 +77,13 @@ _URLLIB3_LOGGERS = (
     "urllib3.response",
     "urllib3.util.retry",
     "requests",
+    "uvicorn.access",
+    "uvicorn.error",
 )
 
 
 def install_log_redaction() -> None:
-    """Mask ``token=`` in the log lines of urllib3 and requests (idempotent).
+    """Mask ``token=`` in the log lines of urllib3, requests and uvicorn (idempotent).
 
     urllib3 logs every request line, query string included, at DEBUG; logger-level
     filters run before any handler sees the record, so no handler can leak it.

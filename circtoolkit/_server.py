@@ -16,6 +16,8 @@ from typing import Any
 
 import uvicorn
 
+from ._redact import install_log_redaction
+
 __all__ = ["BackgroundServer", "ServerError"]
 
 
@@ -137,3 +139,4 @@ class BackgroundServer:
 
 
 logging.getLogger("uvicorn.error").addHandler(logging.NullHandler())
+install_log_redaction()
