@@ -108,7 +108,7 @@ class BackgroundServer:
         assert self._server is not None and self._socket is not None
         try:
             self._server.run(sockets=[self._socket])
-        except BaseException as exc:  # noqa: BLE001 - handed to the caller's thread
+        except BaseException as exc:
             self._error = exc
 
     def check(self) -> None:

@@ -127,7 +127,7 @@ def build_parser() -> argparse.ArgumentParser:
         prog="circtoolkit",
         description="Manage, receive and analyse Circularo webhooks; run an offline sandbox.")
     parser.add_argument("--version", action="version", version=f"circtoolkit {__version__}")
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
 
     sandbox = commands.add_parser("sandbox", help="serve an offline Circularo API",
                                   description="Serve an offline Circularo API under /api/v1.")
@@ -149,7 +149,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None, out: TextIO | None = None) -> int:
     """Run the command line; returns the exit status."""
-    args = build_parser().parse_args(argv)
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if args.command is None:
+        parser.print_help(sys.stderr)
+        return 2
     stream = out or sys.stdout
     handler: Callable[[argparse.Namespace, TextIO], int] = args.handler
     try:

@@ -183,7 +183,7 @@ class CircularoClient:
         self,
         callback_url: str,
         *,
-        type: str = "organization",  # noqa: A002 - the API's own field name
+        type: str = "organization",
         hmac_secret: str | None = None,
         name: str | None = None,
     ) -> Webhook:

@@ -6,6 +6,7 @@ that already handles ``requests`` errors keeps working::
 
     CircularoError
     ├── ConfigurationError        (also ValueError)  bad arguments: base URL, secrets, ...
+    ├── ApiProblem                (circtoolkit.sandbox) the sandbox's error answers, inside it
     └── TransportError            (also requests.RequestException)
         ├── APIConnectionError    (also requests.ConnectionError)  refused, DNS, reset, ...
         │   └── APITimeoutError   (also requests.Timeout)           no answer within timeout

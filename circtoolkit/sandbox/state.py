@@ -237,7 +237,7 @@ class SandboxState:
 
     def logout(self, principal: Principal) -> None:
         """End a session token."""
-        if principal.token_kind != "session":
+        if principal.token_kind != "session":  # noqa: S105 - a kind, not a secret
             raise ApiProblem(400, "INVALID_FIELD",
                              "API keys are not logged out: revoke them with DELETE /api/key/<key>",
                              "token")
