@@ -82,6 +82,7 @@ class BackgroundServer:
         self._socket = bind_socket(self.host, self.requested_port)
         self._port = self._socket.getsockname()[1]
         options: dict[str, Any] = {"log_config": None, "access_log": False, "lifespan": "off",
+                                   "interface": "asgi3",
                                    "timeout_graceful_shutdown": 2}
         options.update(self.uvicorn_options)
         config = uvicorn.Config(self.app, **options)

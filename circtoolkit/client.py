@@ -209,6 +209,63 @@ class CircularoClient:
         value = webhook_id.id if isinstance(webhook_id, Webhook) else webhook_id
         self._request("DELETE", f"/webhooks/{value}")
 
+    # -- documents (a simplified subset of the real API) ---------------------------
+
+    def create_document(self, title: str, recipients: list[str] | None = None
+                        ) -> dict[str, Any]:
+        """``POST /documents``; with ``recipients`` they are asked to sign at once.
+        Returns ``{"documentId", "title", "status", "_version"}``."""
+        body: dict[str, Any] = {"title": title}
+        if recipients is not None:
+            body["recipients"] = recipients
+        return self._request("POST", "/documents", json_body=body)["results"][0]
+
+    def get_document(self, document_id: str) -> dict[str, Any]:
+        """``GET /documents/<id>``: status, ``_version`` and every request."""
+        return self._request("GET", f"/documents/{document_id}")
+
+    def share_document(self, document_id: str, recipients: list[str], *,
+                       purpose: str = "sign", valid_until: str | None = None
+                       ) -> dict[str, Any]:
+        """``POST /share``: ask ``recipients`` to sign (or approve, review, accept)."""
+        body: dict[str, Any] = {"documentId": document_id, "sharePurpose": purpose,
+                                "recipients": recipients}
+        if valid_until is not None:
+            body["validUntil"] = valid_until
+        return self._request("POST", "/share", json_body=body)
+
+    def cancel_share(self, share_id: str) -> None:
+        """``DELETE /share/<id>``: withdraw the share's pending requests."""
+        self._request("DELETE", f"/share/{share_id}")
+
+    def document_action(self, action: str, document_id: str, *, version: int | None = None,
+                        to: str | None = None) -> dict[str, Any]:
+        """``PUT /documents/<action>/<version>``: sign, reject, delegate (``to``), approve,
+        review or accept. Without ``version`` the current one is read first."""
+        if version is None:
+            version = self.get_document(document_id)["_version"]
+        body: dict[str, Any] = {"documentId": document_id}
+        if to is not None:
+            body["to"] = to
+        return self._request("PUT", f"/documents/{action}/{version}", json_body=body)
+
+    def sign_document(self, document_id: str, *, version: int | None = None
+                      ) -> dict[str, Any]:
+        """Sign a document you were asked to sign."""
+        return self.document_action("sign", document_id, version=version)
+
+    def edit_document(self, document_id: str, title: str, *, version: int | None = None
+                      ) -> dict[str, Any]:
+        """``PUT /documents/<id>``: change the title."""
+        if version is None:
+            version = self.get_document(document_id)["_version"]
+        return self._request("PUT", f"/documents/{document_id}",
+                             json_body={"title": title, "_version": version})
+
+    def delete_document(self, document_id: str) -> None:
+        """``DELETE /documents/<id>``."""
+        self._request("DELETE", f"/documents/{document_id}")
+
     # -- transport -----------------------------------------------------------------
 
     def _request(

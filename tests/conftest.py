@@ -60,3 +60,11 @@ def admin(sandbox: Sandbox) -> CircularoClient:
 @pytest.fixture
 def signer(sandbox: Sandbox) -> CircularoClient:
     return sandbox.client(SIGNER)
+
+
+def emitted(sandbox: Sandbox, document_id: str | None = None) -> list[tuple[str, str]]:
+    """(event, actor) of every event the sandbox emitted (for one document), in order."""
+    frame = sandbox.events()
+    if document_id is not None:
+        frame = frame[frame["document_id"] == document_id]
+    return list(zip(frame["event"].astype(str), frame["actor"], strict=True))

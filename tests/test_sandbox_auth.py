@@ -18,7 +18,7 @@ from circtoolkit import (
 )
 from circtoolkit.sandbox import ACCOUNTS, ORGANIZATIONS
 
-from .conftest import ACME_ADMIN, GLOBAL_ADMIN, SIGNER, FakeClock
+from .conftest import ACME_ADMIN, GLOBAL_ADMIN, FakeClock
 
 HOOK = "https://hooks.example/circularo"
 
@@ -55,7 +55,7 @@ def test_tokens_are_fresh_and_random(sandbox: Sandbox) -> None:
 def test_every_demo_account_logs_in_with_password_sandbox(sandbox: Sandbox, account) -> None:
     client = CircularoClient.login(sandbox.url, account.username, "sandbox")
     assert client.whoami()["user"]["username"] == account.username
-    assert ("use_webhooks" in client.whoami()["rights"]) == (account.username != SIGNER)
+    assert ("use_webhooks" in client.whoami()["rights"]) == (account.role != "user")
 
 
 @pytest.mark.parametrize(

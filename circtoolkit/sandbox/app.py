@@ -15,6 +15,7 @@ import json
 import logging
 import time
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from starlette.applications import Starlette
@@ -24,17 +25,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from .._redact import redact
+from .delivery import FINAL_STATES, list_deliveries
 from .openapi import build_openapi
 from .state import ApiProblem, Principal, SandboxState
+from .workflow import Workflow
 
-__all__ = ["API_PREFIX", "MAX_BODY", "create_app", "error_response"]
+__all__ = ["API_PREFIX", "MAX_BODY", "Services", "create_app", "error_response"]
 
 API_PREFIX = "/api/v1"
 MAX_BODY = 1024 * 1024
 
 log = logging.getLogger("circtoolkit.sandbox")
 
-Handler = Callable[[Request, SandboxState], Awaitable[Any]]
+@dataclass(frozen=True, slots=True)
+class Services:
+    """What the handlers work on."""
+
+    state: SandboxState
+    workflow: Workflow
+
+
+Handler = Callable[[Request, "Services"], Awaitable[Any]]
 
 _HTTP_CODES = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}
 
@@ -58,18 +69,26 @@ async def read_json(request: Request) -> Any:
         raise ApiProblem(400, "INVALID_JSON", f"the body is not valid JSON: {exc}", "body") from None
 
 
-def principal_of(request: Request, state: SandboxState) -> Principal:
+async def read_object(request: Request) -> dict[str, Any]:
+    """The request's JSON body, which must be an object."""
+    body = await read_json(request)
+    if not isinstance(body, dict):
+        raise ApiProblem(400, "INVALID_JSON", "the body must be a JSON object", "body")
+    return body
+
+
+def principal_of(request: Request, sb: Services) -> Principal:
     """Authenticate the ``token`` query parameter."""
-    return state.authenticate(request.query_params.get("token"))
+    return sb.state.authenticate(request.query_params.get("token"))
 
 
-def _endpoint(handler: Handler, state: SandboxState) -> Callable[[Request], Awaitable[Response]]:
+def _endpoint(handler: Handler, sb: Services) -> Callable[[Request], Awaitable[Response]]:
     """Wrap a handler: JSON out, problems to error bodies, crashes to a logged 500."""
 
     async def endpoint(request: Request) -> Response:
         started = time.perf_counter()
         try:
-            result = await handler(request, state)
+            result = await handler(request, sb)
             response: Response = result if isinstance(result, Response) else JSONResponse(result)
         except ApiProblem as problem:
             response = error_response(problem)
@@ -102,67 +121,144 @@ def _wants_token(value: Any) -> bool:
     return value is True or (isinstance(value, str) and value.lower() in ("true", "1"))
 
 
-async def login(request: Request, state: SandboxState) -> Any:
+async def login(request: Request, sb: Services) -> Any:
     """POST /login: open a session; with ``returnToken: true`` the token is in the answer."""
-    body = await read_json(request)
-    if not isinstance(body, dict):
-        raise ApiProblem(400, "INVALID_JSON", "the body must be a JSON object", "body")
-    token, account = state.login(body.get("name"), body.get("password"), body.get("tenant"))
+    body = await read_object(request)
+    token, account = sb.state.login(body.get("name"), body.get("password"), body.get("tenant"))
     return _login_answer(token if _wants_token(body.get("returnToken")) else None, account)
 
 
-async def check_login(request: Request, state: SandboxState) -> Any:
+async def check_login(request: Request, sb: Services) -> Any:
     """GET /login: whether the token is valid, and whose it is."""
-    principal = principal_of(request, state)
+    principal = principal_of(request, sb)
     token = request.query_params.get("token")
     return _login_answer(token if _wants_token(request.query_params.get("returnToken")) else None,
                          principal.account)
 
 
-async def logout(request: Request, state: SandboxState) -> Any:
+async def logout(request: Request, sb: Services) -> Any:
     """GET /logout: end the session; the token gets 401 from now on."""
-    state.logout(principal_of(request, state))
+    sb.state.logout(principal_of(request, sb))
     return {"status": "SUCCESS"}
 
 
-async def create_api_key(request: Request, state: SandboxState) -> Any:
+async def create_api_key(request: Request, sb: Services) -> Any:
     """POST /api/key: a long-lived API key for the caller."""
-    return state.create_api_key(principal_of(request, state))
+    return sb.state.create_api_key(principal_of(request, sb))
 
 
-async def revoke_api_key(request: Request, state: SandboxState) -> Any:
+async def revoke_api_key(request: Request, sb: Services) -> Any:
     """DELETE /api/key/<key>: revoke an API key."""
-    state.revoke_api_key(principal_of(request, state), request.path_params["key"])
+    sb.state.revoke_api_key(principal_of(request, sb), request.path_params["key"])
     return {"status": "SUCCESS"}
 
 
-async def create_webhook(request: Request, state: SandboxState) -> Any:
+async def create_webhook(request: Request, sb: Services) -> Any:
     """POST /webhooks: subscribe a callback URL to a scope's document events."""
-    principal = principal_of(request, state)
-    return state.create_webhook(principal, await read_json(request))
+    principal = principal_of(request, sb)
+    return sb.state.create_webhook(principal, await read_json(request))
 
 
-async def list_webhooks(request: Request, state: SandboxState) -> Any:
+async def list_webhooks(request: Request, sb: Services) -> Any:
     """GET /webhooks: the webhooks the caller may see."""
-    return state.list_webhooks(principal_of(request, state))
+    return sb.state.list_webhooks(principal_of(request, sb))
 
 
-async def delete_webhook(request: Request, state: SandboxState) -> Any:
+async def delete_webhook(request: Request, sb: Services) -> Any:
     """DELETE /webhooks/<id>: remove a webhook."""
-    state.delete_webhook(principal_of(request, state), request.path_params["webhookId"])
+    sb.state.delete_webhook(principal_of(request, sb), request.path_params["webhookId"])
     return {"status": "SUCCESS"}
 
 
-async def openapi(request: Request, state: SandboxState) -> Any:
+async def openapi(request: Request, sb: Services) -> Any:
     """GET /openapi.json: this API described in OpenAPI 3."""
     return build_openapi(str(request.base_url).rstrip("/") + API_PREFIX)
 
 
-async def index(request: Request, state: SandboxState) -> Any:
+async def index(request: Request, sb: Services) -> Any:
     """GET /: where things are."""
     base = str(request.base_url).rstrip("/")
     return {"service": "circtoolkit sandbox (offline Circularo)", "api": base + API_PREFIX,
             "openapi": base + API_PREFIX + "/openapi.json"}
+
+
+async def create_document(request: Request, sb: Services) -> Any:
+    """POST /documents: a new document (documentCreated); recipients are asked to sign."""
+    account = principal_of(request, sb).account
+    body = await read_object(request)
+    return sb.workflow.create(account, body.get("title"), body.get("recipients"))
+
+
+async def get_document(request: Request, sb: Services) -> Any:
+    """GET /documents/<id>: the document's state, with ``_version``."""
+    return sb.workflow.get(principal_of(request, sb).account, request.path_params["documentId"])
+
+
+async def edit_document(request: Request, sb: Services) -> Any:
+    """PUT /documents/<id>: change the title (documentEdited); needs the current _version."""
+    account = principal_of(request, sb).account
+    body = await read_object(request)
+    if body.get("_version") is None:
+        raise ApiProblem(400, "MISSING_FIELD", "_version is required", "_version")
+    return sb.workflow.edit(account, request.path_params["documentId"], body.get("title"),
+                            body["_version"])
+
+
+async def delete_document(request: Request, sb: Services) -> Any:
+    """DELETE /documents/<id>: documentDeleted."""
+    return sb.workflow.delete(principal_of(request, sb).account,
+                              request.path_params["documentId"])
+
+
+async def share_document(request: Request, sb: Services) -> Any:
+    """POST /share: ask recipients to sign (signRequest each), approve, review or accept."""
+    account = principal_of(request, sb).account
+    body = await read_object(request)
+    return sb.workflow.share(account, body.get("documentId"), body.get("sharePurpose"),
+                             body.get("recipients"), body.get("validUntil"))
+
+
+async def cancel_share(request: Request, sb: Services) -> Any:
+    """DELETE /share/<shareId>: cancel its pending requests (signCancelled each)."""
+    return sb.workflow.cancel_share(principal_of(request, sb).account,
+                                    request.path_params["shareId"])
+
+
+async def document_action(request: Request, sb: Services) -> Any:
+    """PUT /documents/<action>/<version>: sign, reject, delegate, approve, review, accept."""
+    account = principal_of(request, sb).account
+    body = await read_object(request)
+    return sb.workflow.act(account, request.path_params["action"],
+                           request.path_params["version"], body.get("documentId"),
+                           to=body.get("to"))
+
+
+async def sandbox_trigger(request: Request, sb: Services) -> Any:
+    """POST /sandbox/trigger: emit one event through the delivery path (sandbox only)."""
+    account = principal_of(request, sb).account
+    body = await read_object(request)
+    return sb.workflow.trigger(account, body.get("event"), body.get("organization"),
+                               body.get("documentId"), body.get("actor"))
+
+
+async def sandbox_deliveries(request: Request, sb: Services) -> Any:
+    """GET /sandbox/deliveries: every delivery to your webhooks and its attempts."""
+    principal = principal_of(request, sb)
+    query = request.query_params
+    state_filter = query.get("state")
+    if state_filter is not None and state_filter not in ("pending", *FINAL_STATES):
+        raise ApiProblem(400, "INVALID_FIELD", "state must be pending, "
+                         + ", ".join(FINAL_STATES), "state")
+    try:
+        after = int(query.get("after", "0"))
+        limit = min(max(int(query.get("limit", "100")), 1), 1000)
+    except ValueError:
+        raise ApiProblem(400, "INVALID_FIELD", "after and limit must be integers",
+                         "limit") from None
+    visible = (None if principal.account.role == "global_admin"
+               else {w["id"] for w in sb.state.list_webhooks(principal)["results"]})
+    return list_deliveries(sb.state, visible, webhook_id=query.get("webhookId"),
+                           delivery_state=state_filter, after=after, limit=limit)
 
 
 ROUTES: tuple[tuple[str, str, Handler], ...] = (
@@ -174,6 +270,15 @@ ROUTES: tuple[tuple[str, str, Handler], ...] = (
     ("POST", "/webhooks", create_webhook),
     ("GET", "/webhooks", list_webhooks),
     ("DELETE", "/webhooks/{webhookId}", delete_webhook),
+    ("POST", "/documents", create_document),
+    ("GET", "/documents/{documentId}", get_document),
+    ("PUT", "/documents/{documentId}", edit_document),
+    ("DELETE", "/documents/{documentId}", delete_document),
+    ("PUT", "/documents/{action}/{version}", document_action),
+    ("POST", "/share", share_document),
+    ("DELETE", "/share/{shareId}", cancel_share),
+    ("POST", "/sandbox/trigger", sandbox_trigger),
+    ("GET", "/sandbox/deliveries", sandbox_deliveries),
     ("GET", "/openapi.json", openapi),
 )
 
@@ -190,11 +295,12 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
-def create_app(state: SandboxState) -> Starlette:
-    """The sandbox's ASGI app over ``state``."""
-    routes = [Route(API_PREFIX + path, _endpoint(handler, state), methods=[method])
+def create_app(state: SandboxState, workflow: Workflow) -> Starlette:
+    """The sandbox's ASGI app over ``state`` and its document ``workflow``."""
+    services = Services(state, workflow)
+    routes = [Route(API_PREFIX + path, _endpoint(handler, services), methods=[method])
               for method, path, handler in ROUTES]
-    routes.append(Route("/", _endpoint(index, state), methods=["GET"]))
+    routes.append(Route("/", _endpoint(index, services), methods=["GET"]))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
-    app.state.sandbox = state
+    app.state.sandbox = services
     return app

@@ -22,6 +22,8 @@ _ERRORS = {
     "401": _json(_ref("Error"), "Missing, unknown, revoked or expired token."),
     "403": _json(_ref("Error"), "The user lacks the right for this call."),
     "404": _json(_ref("Error"), "No such object, or not visible to this user."),
+    "409": _json(_ref("Error"), "Stale `_version` (read the document again), or a step the "
+                                "document's state does not allow."),
 }
 _TOKEN = {"name": "token", "in": "query", "required": True, "schema": {"type": "string"},
           "description": "Session token from POST /login, or an API key."}
@@ -39,6 +41,14 @@ def _operation(summary: str, operation_id: str, ok: dict[str, Any], *, errors: t
     if body is not None:
         operation["requestBody"] = {"required": True,
                                     "content": {"application/json": {"schema": body}}}
+    return operation
+
+
+def _sandbox_only(operation: dict[str, Any]) -> dict[str, Any]:
+    operation["tags"] = ["sandbox-only"]
+    operation["x-sandbox-only"] = True
+    operation["description"] = ("Sandbox only: the real Circularo has no such endpoint. "
+                                + operation.get("description", ""))
     return operation
 
 
@@ -131,6 +141,115 @@ _SCHEMAS: dict[str, Any] = {
         "properties": {"total": {"type": "integer"},
                        "results": {"type": "array", "items": _ref("Webhook")}},
     },
+    "DocumentCreate": {
+        "type": "object",
+        "required": ["title"],
+        "properties": {"title": {"type": "string", "minLength": 1, "maxLength": 200},
+                       "recipients": {"type": "array", "items": {"type": "string"},
+                                      "description": "Users asked to sign at once."}},
+    },
+    "DocumentCreated": {
+        "type": "object",
+        "properties": {"results": {"type": "array", "items": {
+            "type": "object",
+            "properties": {"documentId": {"type": "string"}, "title": {"type": "string"},
+                           "status": {"type": "string"}, "_version": {"type": "integer"}}}}},
+    },
+    "Document": {
+        "type": "object",
+        "required": ["documentId", "title", "owner", "status", "_version", "requests"],
+        "properties": {
+            "documentId": {"type": "string"},
+            "title": {"type": "string"},
+            "owner": {"type": "string"},
+            "organization": {"type": ["string", "null"]},
+            "status": {"type": "string", "enum": ["draft", "pending", "completed", "rejected",
+                                                  "expired", "cancelled"]},
+            "_version": {"type": "integer"},
+            "createDate": {"type": "string", "format": "date-time"},
+            "updateDate": {"type": "string", "format": "date-time"},
+            "requests": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"shareId": {"type": "string"}, "recipient": {"type": "string"},
+                               "purpose": {"type": "string"}, "status": {"type": "string"},
+                               "validUntil": {"type": ["string", "null"],
+                                              "format": "date-time"}}}},
+        },
+    },
+    "DocumentEdit": {
+        "type": "object", "required": ["title", "_version"],
+        "properties": {"title": {"type": "string"}, "_version": {"type": "integer"}},
+    },
+    "DocumentStep": {
+        "type": "object", "required": ["documentId"],
+        "properties": {"documentId": {"type": "string"},
+                       "to": {"type": "string", "description": "delegate: the new signer."}},
+    },
+    "DocumentState": {
+        "type": "object",
+        "properties": {"documentId": {"type": "string"}, "status": {"type": "string"},
+                       "_version": {"type": "integer"}},
+    },
+    "Share": {
+        "type": "object",
+        "required": ["documentId", "sharePurpose", "recipients"],
+        "properties": {
+            "documentId": {"type": "string"},
+            "sharePurpose": {"type": "string", "enum": ["sign", "approve", "review", "accept"]},
+            "recipients": {"type": "array", "items": {"type": "string"}, "minItems": 1},
+            "validUntil": {"type": "string", "format": "date-time",
+                           "description": "Pending requests then expire (signExpired)."},
+        },
+    },
+    "ShareCreated": {
+        "type": "object",
+        "properties": {"shareId": {"type": "string"}, "documentId": {"type": "string"},
+                       "sharePurpose": {"type": "string"},
+                       "recipients": {"type": "array", "items": {"type": "string"}},
+                       "validUntil": {"type": ["string", "null"], "format": "date-time"}},
+    },
+    "Trigger": {
+        "type": "object",
+        "required": ["event"],
+        "properties": {
+            "event": {"type": "string", "enum": list(EVENT_TYPES)},
+            "organization": {"type": "string", "description": "Name or id; default: yours."},
+            "documentId": {"type": "string"},
+            "actor": {"type": "string"},
+        },
+    },
+    "Triggered": {
+        "type": "object",
+        "properties": {"documentId": {"type": "string"}, "event": {"type": "string"},
+                       "actor": {"type": "string"},
+                       "timestamp": {"type": "string", "format": "date-time"},
+                       "eventId": {"type": "string"}, "deliveries": {"type": "integer"}},
+    },
+    "Delivery": {
+        "type": "object",
+        "properties": {
+            "seq": {"type": "integer"}, "deliveryId": {"type": "string"},
+            "eventId": {"type": "string"}, "webhookId": {"type": "string"},
+            "callbackUrl": {"type": "string"}, "event": {"type": "string"},
+            "documentId": {"type": "string"}, "actor": {"type": "string"},
+            "timestamp": {"type": "string", "format": "date-time"},
+            "state": {"type": "string",
+                      "enum": ["pending", "delivered", "failed", "gone", "cancelled"]},
+            "nextAttemptAt": {"type": ["string", "null"], "format": "date-time"},
+            "attempts": {"type": "array", "items": {
+                "type": "object",
+                "properties": {"attempt": {"type": "integer"},
+                               "at": {"type": "string", "format": "date-time"},
+                               "statusCode": {"type": ["integer", "null"]},
+                               "latencyMs": {"type": "number"},
+                               "error": {"type": ["string", "null"]}}}},
+        },
+    },
+    "DeliveryList": {
+        "type": "object",
+        "properties": {"total": {"type": "integer"},
+                       "results": {"type": "array", "items": _ref("Delivery")}},
+    },
     "Notification": {
         "type": "object",
         "description": "What a webhook's callback URL receives (HTTP POST).",
@@ -143,6 +262,9 @@ _SCHEMAS: dict[str, Any] = {
         },
     },
 }
+
+
+_document_id = _path_parameter("documentId", "The document's id.")
 
 
 def build_openapi(server_url: str) -> dict[str, Any]:
@@ -190,10 +312,81 @@ def build_openapi(server_url: str) -> dict[str, Any]:
                 "Delete a webhook", "deleteWebhook", _json(_ref("Success"), "Deleted."),
                 errors=("401", "403", "404"),
                 parameters=(_path_parameter("webhookId", "The webhook's id."),))},
+            "/documents": {"post": _operation(
+                "Create a document", "createDocument",
+                _json(_ref("DocumentCreated"), "Created (documentCreated; signRequest each)."),
+                errors=("400", "401"), body=_ref("DocumentCreate"))},
+            "/documents/{documentId}": {
+                "get": _operation(
+                    "Read a document", "getDocument", _json(_ref("Document"), "Its state."),
+                    errors=("401", "403", "404"), parameters=(_document_id,)),
+                "put": _operation(
+                    "Edit a document", "editDocument",
+                    _json(_ref("DocumentState"), "Edited (documentEdited)."),
+                    errors=("400", "401", "403", "404", "409"), body=_ref("DocumentEdit"),
+                    parameters=(_document_id,)),
+                "delete": _operation(
+                    "Delete a document", "deleteDocument",
+                    _json(_ref("Success"), "Deleted (documentDeleted)."),
+                    errors=("401", "403", "404"), parameters=(_document_id,)),
+            },
+            "/documents/{action}/{version}": {"put": _operation(
+                "Sign, reject, delegate, approve, review or accept", "documentAction",
+                _json(_ref("DocumentState"), "Done (documentSigned and documentCompleted, "
+                                             "signRejected, signDelegated, or "
+                                             "documentSimpleActionExecuted)."),
+                errors=("400", "401", "403", "404", "409"), body=_ref("DocumentStep"),
+                parameters=({"name": "action", "in": "path", "required": True,
+                             "schema": {"type": "string", "enum": ["sign", "reject", "delegate",
+                                                                   "approve", "review",
+                                                                   "accept"]}},
+                            {"name": "version", "in": "path", "required": True,
+                             "schema": {"type": "integer"},
+                             "description": "The document's current _version."}))},
+            "/share": {"post": _operation(
+                "Share a document", "shareDocument",
+                _json(_ref("ShareCreated"), "Shared (signRequest each, when signing)."),
+                errors=("400", "401", "403", "404", "409"), body=_ref("Share"))},
+            "/share/{shareId}": {"delete": _operation(
+                "Cancel a share", "cancelShare",
+                _json(_ref("Success"), "Cancelled (signCancelled each)."),
+                errors=("401", "403", "404", "409"),
+                parameters=(_path_parameter("shareId", "The share's id."),))},
+            "/sandbox/trigger": {"post": _sandbox_only(_operation(
+                "Emit one event", "sandboxTrigger",
+                _json(_ref("Triggered"), "Queued for every covering webhook."),
+                errors=("400", "401", "403"), body=_ref("Trigger")))},
+            "/sandbox/deliveries": {"get": _sandbox_only(_operation(
+                "Delivery attempts", "sandboxDeliveries",
+                _json(_ref("DeliveryList"), "Deliveries to your webhooks, oldest first."),
+                errors=("400", "401", "403"),
+                parameters=(
+                    {"name": "webhookId", "in": "query", "required": False,
+                     "schema": {"type": "string"}},
+                    {"name": "state", "in": "query", "required": False,
+                     "schema": {"type": "string", "enum": ["pending", "delivered", "failed",
+                                                           "gone", "cancelled"]}},
+                    {"name": "after", "in": "query", "required": False,
+                     "schema": {"type": "integer"}, "description": "Only seq > after."},
+                    {"name": "limit", "in": "query", "required": False,
+                     "schema": {"type": "integer", "minimum": 1, "maximum": 1000}})))},
             "/openapi.json": {"get": _operation(
                 "This document", "openapi",
                 {"description": "OpenAPI 3.1", "content": {"application/json": {}}},
                 errors=(), token=False)},
+        },
+        "webhooks": {
+            "documentEvent": {"post": {
+                "summary": "A notification to a webhook's callbackUrl",
+                "parameters": [{"name": "x-circularo-signature", "in": "header",
+                                "required": False, "schema": {"type": "string"},
+                                "description": "Lowercase hex HMAC-SHA256 of the raw body, "
+                                               "when the webhook has an hmacSecret."}],
+                "requestBody": {"content": {"application/json": {
+                    "schema": _ref("Notification")}}},
+                "responses": {"2XX": {"description": "Received. Anything else is retried; "
+                                                     "410 disables the webhook."}},
+            }},
         },
         "components": {"schemas": _SCHEMAS},
     }

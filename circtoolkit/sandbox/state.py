@@ -21,7 +21,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..errors import CircularoError
@@ -29,13 +29,16 @@ from ..models import WEBHOOK_TYPES, format_timestamp
 
 __all__ = [
     "ACCOUNTS",
+    "ACCOUNTS_BY_NAME",
     "DEMO_PASSWORD",
     "ORGANIZATIONS",
     "TENANT",
     "Account",
     "ApiProblem",
+    "HookTarget",
     "Principal",
     "SandboxState",
+    "TransactionParticipant",
 ]
 
 TENANT = "default"
@@ -109,8 +112,15 @@ ACCOUNTS: tuple[Account, ...] = (
     Account("admin@globex.test", "Gustav Globex", "org_admin", "Globex",
             (USE_WEBHOOKS, "manage_organization")),
     Account("signer@acme.test", "Sam Signer", "user", "Acme", ()),
+    # more signers, for the document workflow and simulations
+    Account("bob@acme.test", "Bob Baker", "user", "Acme", ()),
+    Account("carol@acme.test", "Carol Chen", "user", "Acme", ()),
+    Account("dan@acme.test", "Dan Duarte", "user", "Acme", ()),
+    Account("signer@globex.test", "Sid Signer", "user", "Globex", ()),
+    Account("erin@globex.test", "Erin Ekström", "user", "Globex", ()),
+    Account("frank@globex.test", "Frank Fofana", "user", "Globex", ()),
 )
-_ACCOUNTS_BY_NAME = {account.username: account for account in ACCOUNTS}
+ACCOUNTS_BY_NAME: dict[str, Account] = {account.username: account for account in ACCOUNTS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -148,13 +158,50 @@ CREATE TABLE IF NOT EXISTS webhooks (
     organization_id TEXT,
     tenant          TEXT NOT NULL,
     callback_url    TEXT NOT NULL,
-    hmac_secret     TEXT
+    hmac_secret     TEXT,
+    disabled_at     REAL
 );
 """
 
 
+@dataclass(frozen=True, slots=True)
+class HookTarget:
+    """What the delivery path needs of a live webhook (kept in memory, in step with SQL)."""
+
+    id: str
+    type: str
+    organization_id: str | None
+    tenant: str
+    callback_url: str
+    hmac_secret: str | None
+
+    def covers(self, organization_id: str | None, tenant: str) -> bool:
+        """Whether this webhook's scope covers a document of this organization/tenant."""
+        if self.type == "tenant":
+            return self.tenant == tenant
+        return organization_id is not None and self.organization_id == organization_id
+
+
+class TransactionParticipant(Protocol):
+    """Something that keeps in-memory work in step with the database's transactions."""
+
+    def mark(self) -> object:
+        """A mark of the current state, taken at BEGIN or SAVEPOINT."""
+
+    def rollback(self, mark: object) -> None:
+        """Undo what was done since ``mark``."""
+
+    def commit(self) -> None:
+        """The outermost transaction committed: act on what was done."""
+
+
 class SandboxState:
-    """Accounts, tokens and webhooks of one sandbox, in one SQLite database."""
+    """Accounts, tokens and webhooks of one sandbox, in one SQLite database.
+
+    ``transaction()`` nests (savepoints inside the outermost transaction) and keeps its
+    participants in step, so that deliveries enter the engine only when their rows are
+    committed, and never when they were rolled back.
+    """
 
     def __init__(self, db: str | Path | None = None, *, token_ttl: float = 3600.0,
                  clock: Callable[[], float] = time.time) -> None:
@@ -168,21 +215,71 @@ class SandboxState:
             self._db.execute("PRAGMA journal_mode=WAL")
             self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.executescript(_SCHEMA)
+        columns = {row["name"] for row in self._db.execute("PRAGMA table_info(webhooks)")}
+        if "disabled_at" not in columns:  # a database written by circtoolkit 0.1.0
+            self._db.execute("ALTER TABLE webhooks ADD COLUMN disabled_at REAL")
+        self._depth = 0
+        self._participants: list[TransactionParticipant] = []
+        self.hooks: dict[str, HookTarget] = {
+            row["id"]: _hook_target(row)
+            for row in self._db.execute("SELECT * FROM webhooks WHERE disabled_at IS NULL")
+        }
+
+    @property
+    def db(self) -> sqlite3.Connection:
+        """The connection; hold ``lock`` (or be inside ``transaction()``) to use it."""
+        return self._db
+
+    @property
+    def lock(self) -> threading.RLock:
+        return self._lock
 
     def close(self) -> None:
         with self._lock:
             self._db.close()
 
     @contextmanager
-    def _transaction(self) -> Iterator[sqlite3.Connection]:
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """One atomic unit; nested calls become savepoints of the outer transaction.
+
+        Participants (see ``join``) are told of each savepoint, rollback and commit, so
+        that what they keep in memory (the outbox's staged deliveries) follows the data.
+        """
         with self._lock:
-            self._db.execute("BEGIN IMMEDIATE")
+            outermost = self._depth == 0
+            savepoint = f"sp{self._depth}"
+            self._db.execute("BEGIN IMMEDIATE" if outermost else f"SAVEPOINT {savepoint}")
+            marks = [participant.mark() for participant in self._participants]
+            self._depth += 1
             try:
                 yield self._db
             except BaseException:
-                self._db.execute("ROLLBACK")
+                self._depth -= 1
+                self._db.execute("ROLLBACK" if outermost else f"ROLLBACK TO {savepoint}")
+                if not outermost:
+                    self._db.execute(f"RELEASE {savepoint}")
+                for participant, mark in zip(self._participants, marks, strict=True):
+                    participant.rollback(mark)
                 raise
+            self._depth -= 1
+            if not outermost:
+                self._db.execute(f"RELEASE {savepoint}")
+                return
             self._db.execute("COMMIT")
+        for participant in self._participants:
+            participant.commit()
+
+    def join(self, participant: TransactionParticipant) -> None:
+        """Have ``participant`` follow every transaction's savepoints and outcome."""
+        self._participants.append(participant)
+
+    def disable_webhook(self, webhook_id: str) -> bool:
+        """Stop calling a webhook (its endpoint answered 410 Gone); False if already gone."""
+        with self.transaction() as db:
+            changed = db.execute("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND"
+                                 " disabled_at IS NULL", (self.clock(), webhook_id)).rowcount
+            self.hooks.pop(webhook_id, None)
+        return bool(changed)
 
     # -- sessions and keys -----------------------------------------------------------
 
@@ -194,7 +291,7 @@ class SandboxState:
             raise ApiProblem(400, "MISSING_FIELD", "password is required", "password")
         if tenant is not None and not isinstance(tenant, str):
             raise ApiProblem(400, "INVALID_FIELD", "tenant must be a string", "tenant")
-        account = _ACCOUNTS_BY_NAME.get(name)
+        account = ACCOUNTS_BY_NAME.get(name)
         password_ok = hmac.compare_digest(_hash(password), _hash(DEMO_PASSWORD))
         if account is None or not password_ok or tenant not in (None, TENANT):
             raise ApiProblem(401, "INVALID_CREDENTIALS", "wrong name, password or tenant")
@@ -203,7 +300,7 @@ class SandboxState:
     def _issue(self, account: Account, kind: str, length: int) -> str:
         token = _random_id(length)
         now = self.clock()
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("INSERT INTO tokens VALUES (?, ?, ?, ?, ?)",
                        (_hash(token), account.username, kind, now, now))
         return token
@@ -223,7 +320,7 @@ class SandboxState:
             row = self._db.execute(
                 "SELECT username, kind, last_used FROM tokens WHERE token_hash = ?", (token_hash,)
             ).fetchone()
-            if row is None or row["username"] not in _ACCOUNTS_BY_NAME:
+            if row is None or row["username"] not in ACCOUNTS_BY_NAME:
                 raise ApiProblem(401, "TOKEN_INVALID", "the token is unknown or was revoked",
                                  "token")
             if row["kind"] == "session":
@@ -233,7 +330,7 @@ class SandboxState:
                 if now - row["last_used"] > SLIDING_WRITE_INTERVAL:
                     self._db.execute("UPDATE tokens SET last_used = ? WHERE token_hash = ?",
                                      (now, token_hash))
-        return Principal(_ACCOUNTS_BY_NAME[row["username"]], row["kind"], token_hash)
+        return Principal(ACCOUNTS_BY_NAME[row["username"]], row["kind"], token_hash)
 
     def logout(self, principal: Principal) -> None:
         """End a session token."""
@@ -241,7 +338,7 @@ class SandboxState:
             raise ApiProblem(400, "INVALID_FIELD",
                              "API keys are not logged out: revoke them with DELETE /api/key/<key>",
                              "token")
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM tokens WHERE token_hash = ?", (principal.token_hash,))
 
     def create_api_key(self, principal: Principal) -> dict[str, Any]:
@@ -252,7 +349,7 @@ class SandboxState:
 
     def revoke_api_key(self, principal: Principal, key: str) -> None:
         """Revoke one of the caller's keys (a global admin may revoke any); else 404."""
-        with self._transaction() as db:
+        with self.transaction() as db:
             row = db.execute("SELECT username FROM tokens WHERE token_hash = ? AND kind = 'apikey'",
                              (_hash(key),)).fetchone()
             mine = row is not None and (row["username"] == principal.account.username
@@ -299,13 +396,15 @@ class SandboxState:
             "name": name,
             "callbackUrl": callback_url,
         }
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute(
                 "INSERT INTO webhooks (id, creator, create_date, type, name, organization_id,"
                 " tenant, callback_url, hmac_secret) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (webhook["id"], webhook["creator"], webhook["createDate"], hook_type, name,
                  org_id, TENANT, callback_url, secret),
             )
+            self.hooks[webhook["id"]] = HookTarget(webhook["id"], hook_type, org_id, TENANT,
+                                                   callback_url, secret)
         if secret is not None:
             webhook["hmacSecret"] = secret
         return webhook
@@ -362,8 +461,9 @@ class SandboxState:
         visible = {row["id"] for row in self._visible_rows(account)}
         if webhook_id not in visible:
             raise ApiProblem(404, "NOT_FOUND", f"no webhook with id '{webhook_id}'", "webhookId")
-        with self._transaction() as db:
+        with self.transaction() as db:
             db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
+            self.hooks.pop(webhook_id, None)
 
     def _now_text(self) -> str:
         return format_timestamp(datetime.fromtimestamp(self.clock(), UTC))
@@ -391,6 +491,11 @@ def _validated_callback_url(value: Any) -> str:
                          f"callbackUrl must be an absolute http(s) URL of at most "
                          f"{MAX_URL_LENGTH} characters", "callbackUrl")
     return value
+
+
+def _hook_target(row: sqlite3.Row) -> HookTarget:
+    return HookTarget(row["id"], row["type"], row["organization_id"], row["tenant"],
+                      row["callback_url"], row["hmac_secret"])
 
 
 def _webhook_to_api(row: sqlite3.Row, viewer: Account) -> dict[str, Any]:
