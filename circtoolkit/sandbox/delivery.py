@@ -411,7 +411,6 @@ class DeliveryEngine:
             delay = self.retry_schedule[job.attempts - 1]
             delay *= 1 + self._random.uniform(-JITTER, JITTER)
             outcome, next_at = "pending", time.time() + delay
-            self._count(1)
             self._retry_later(job, delay)
         else:
             outcome, next_at = "failed", None
@@ -463,7 +462,7 @@ class DeliveryEngine:
             for webhook_id in gone:
                 if self.state.disable_webhook(webhook_id):
                     log.info("webhook %s answered 410 Gone: disabled", webhook_id)
-        self._count(-len(results))
+        self._count(-sum(1 for result in results if result[5] != "pending"))
 
 
 _DELIVERY_COLUMNS = (

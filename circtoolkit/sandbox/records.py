@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sqlite3
+
 import pandas as pd
 
 from ..models import EVENT_TYPES
@@ -14,7 +16,11 @@ _STATES = ["pending", "delivered", "failed", "gone", "cancelled"]
 
 def _query(state: SandboxState, sql: str) -> pd.DataFrame:
     with state.lock:
-        cursor = state.db.execute(sql)
+        try:
+            cursor = state.db.execute(sql)
+        except sqlite3.ProgrammingError:
+            raise RuntimeError("this sandbox was stopped and its database closed; read "
+                               "events and deliveries before stop(), or use db=FILE") from None
         columns = [d[0] for d in cursor.description]
         return pd.DataFrame.from_records(cursor.fetchall(), columns=columns)
 
