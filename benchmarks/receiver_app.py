@@ -16,7 +16,7 @@ SECRET = os.environ.get("BENCH_SECRET", "bench-secret")
 counts = {"received": 0, "verified": 0}
 
 
-async def app(scope, receive, send):  # noqa: ANN001, ANN201 - a bare ASGI callable
+async def app(scope, receive, send):
     if scope["type"] != "http":
         return
     body = b""

@@ -9,11 +9,15 @@ import signal
 import sys
 import threading
 from collections.abc import Callable, Sequence
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 
 from . import __version__
+from ._redact import mask
 from .client import CircularoClient, Exchange
 from .errors import CircularoError
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 __all__ = ["main"]
 
@@ -28,6 +32,13 @@ def _print_accounts(out: TextIO) -> None:
     width = max(len(account.username) for account in ACCOUNTS)
     for account in ACCOUNTS:
         print(f"  {account.username:<{width}}  {account.describe()}", file=out)
+
+
+def _duration(seconds: float) -> str:
+    for unit, size in (("h", 3600), ("min", 60), ("s", 1)):
+        if seconds >= size:
+            return f"{seconds / size:g} {unit}"
+    return f"{seconds * 1000:g} ms"
 
 
 def _wait_for_signal(is_alive: Callable[[], bool]) -> int:
@@ -56,11 +67,18 @@ def cmd_sandbox(args: argparse.Namespace, out: TextIO) -> int:
 
     logging.basicConfig(level=logging.INFO if not args.quiet else logging.WARNING,
                         format="%(asctime)s %(message)s", datefmt="%H:%M:%S", stream=out)
-    sandbox = Sandbox(host=args.host, port=args.port, db=args.db, token_ttl=args.token_ttl)
+    from .sandbox import DEFAULT_RETRY_SCHEDULE, FAST_RETRY_SCHEDULE
+
+    schedule = FAST_RETRY_SCHEDULE if args.fast_retries else DEFAULT_RETRY_SCHEDULE
+    sandbox = Sandbox(host=args.host, port=args.port, db=args.db, token_ttl=args.token_ttl,
+                      retry_schedule=schedule)
     sandbox.start()
     print(f"circtoolkit sandbox {__version__}: offline Circularo API at {sandbox.url}", file=out)
     print(f"OpenAPI: {sandbox.url}/openapi.json", file=out)
     print(f"State: {args.db or 'in memory (use --db FILE to keep it)'}", file=out)
+    retries = ("fast: " if args.fast_retries else "") + ", ".join(
+        _duration(delay) for delay in schedule)
+    print(f"Delivery retries after: {retries}", file=out)
     _print_accounts(out)
     print("Press Ctrl-C to stop.", file=out, flush=True)
     status = _wait_for_signal(lambda: sandbox.is_running)
@@ -91,10 +109,10 @@ def _heading(text: str, out: TextIO) -> None:
 
 
 def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
-    """Walk the seed's steps 1 to 3 against an in-process sandbox."""
-    from .sandbox import DEMO_PASSWORD, Sandbox
+    """Walk the seed's steps 1 to 3 against an in-process sandbox, then receive."""
+    from .sandbox import DEMO_PASSWORD, FAST_RETRY_SCHEDULE, Sandbox
 
-    with Sandbox() as sandbox:
+    with Sandbox(retry_schedule=FAST_RETRY_SCHEDULE) as sandbox:
         print(f"Sandbox (offline Circularo) running at {sandbox.url}", file=out)
         printer = _ExchangePrinter(sandbox.url, out)
         _heading("Log in as admin@acme.test (organization admin of Acme)", out)
@@ -115,10 +133,53 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
             _heading("Step 3 - Delete a Webhook", out)
             client.delete_webhook(webhook.id)
             print("\nWebhook deleted successfully: SUCCESS", file=out)
+
+            client.on_exchange = None
+            _receive_notifications(sandbox, client, out, documents=args.documents,
+                                   seed=args.seed)
             client.logout()
     print("\nDone. Next: `circtoolkit sandbox` to keep one running, `make lab` for the "
           "notebooks.", file=out, flush=True)
     return 0
+
+
+def _receive_notifications(sandbox: Sandbox, client: CircularoClient, out: TextIO, *,
+                           documents: int, seed: int) -> None:
+    """Step 4: a local receiver, a short simulation, and what arrived, verified."""
+    from .sandbox.receiver import Receiver
+
+    _heading("Step 4 - Receive notifications", out)
+    with Receiver(SEED_HMAC_SECRET) as receiver:
+        webhook = client.create_webhook(receiver.url, hmac_secret=SEED_HMAC_SECRET)
+        print(f"A local receiver at {receiver.url} checks x-circularo-signature.\n"
+              f"Webhook {webhook.id} points at it (secret {mask(SEED_HMAC_SECRET, keep=0)}).",
+              file=out)
+        print(f"Simulating {documents} documents of Acme, signed by its users...\n",
+              file=out, flush=True)
+        report = sandbox.simulate(documents=documents, seed=seed, organization="Acme",
+                                  progress=False)
+        sandbox.wait_for_deliveries(timeout=60)
+        # arrival order is not emission order: show them in the order they happened
+        verdicts = {}
+        for request in receiver.requests:
+            payload = json.loads(request.body)
+            key = (payload["timestamp"], payload["event"], payload["actor"], payload["documentId"])
+            verdicts[key] = request.verified
+        print(f"{'timestamp':<25} {'event':<29} {'document':<10} {'actor':<18} signature",
+              file=out)
+        good = 0
+        for event in sandbox.events().itertuples():
+            stamp = f"{event.timestamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+            verified = verdicts.get((stamp, str(event.event), event.actor, event.document_id))
+            if verified is None:
+                continue
+            good += bool(verified)
+            print(f"{stamp:<25} {event.event:<29} {event.document_id[:8]:<10} "
+                  f"{event.actor:<18} {'verified' if verified else 'INVALID'}", file=out)
+        outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(report.outcomes.items()))
+        print(f"\n{len(receiver.requests)} notifications arrived, {good} verified; "
+              f"documents: {outcomes}.", file=out, flush=True)
+        client.delete_webhook(webhook)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -137,12 +198,17 @@ def build_parser() -> argparse.ArgumentParser:
                          help="SQLite file that keeps webhooks, keys and tokens across restarts")
     sandbox.add_argument("--token-ttl", type=float, default=3600.0, metavar="SECONDS",
                          help="session tokens expire this long after their last use (3600)")
+    sandbox.add_argument("--fast-retries", action="store_true",
+                         help="retry failed deliveries within seconds, not days (for demos)")
     sandbox.add_argument("--quiet", action="store_true", help="do not log each request")
     sandbox.set_defaults(handler=cmd_sandbox)
 
     demo = commands.add_parser("demo", help="walk the seed's webhook steps on the sandbox",
                                description="Create, list and delete a webhook on an "
                                            "in-process sandbox, printing every call.")
+    demo.add_argument("--documents", type=int, default=5, metavar="N",
+                      help="documents to simulate in step 4 (5)")
+    demo.add_argument("--seed", type=int, default=7, help="the simulation's seed (7)")
     demo.set_defaults(handler=cmd_demo)
     return parser
 

@@ -19,6 +19,17 @@ from circtoolkit.cli import SEED_HMAC_SECRET
 from .conftest import ACME_ADMIN
 
 
+def test_sandbox_command_announces_fast_retries(tmp_path: Path) -> None:
+    process = run_cli("sandbox", "--port", "0", "--fast-retries", "--quiet")
+    try:
+        _, banner = read_banner(process)
+        assert any(line.startswith("Delivery retries after: fast: 50 ms") for line in banner)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.communicate(timeout=15)
+    assert process.returncode == 0
+
+
 def run_cli(*args: str) -> subprocess.Popen[str]:
     env = dict(os.environ, PYTHONUNBUFFERED="1")
     return subprocess.Popen([sys.executable, "-m", "circtoolkit", *args], stdout=subprocess.PIPE,
@@ -100,6 +111,11 @@ def test_demo_walks_the_seed_steps_with_secrets_masked() -> None:
     assert not re.search(r'"token": "(?!\*\*\*\*")', out)
     assert SEED_HMAC_SECRET not in out
     assert '"password": "****"' in out
+    assert "Step 4 - Receive notifications" in out
+    arrived = re.search(r"(\d+) notifications arrived, (\d+) verified", out)
+    assert arrived and arrived.group(1) == arrived.group(2) and int(arrived.group(1)) > 10
+    assert len(re.findall(r" verified$", out, re.M)) == int(arrived.group(1))
+    assert "INVALID" not in out
 
 
 def test_version_and_help() -> None:

@@ -108,7 +108,7 @@ def notification_body(document_id: str, event: str, actor: str, timestamp: str) 
     """The exact bytes Circularo POSTs: compact JSON in the documented field order."""
     return (f'{{"documentId":{_encode_string(document_id)},"event":{_encode_string(event)},'
             f'"actor":{_encode_string(actor)},"timestamp":{_encode_string(timestamp)}}}'
-            ).encode("utf-8")
+            ).encode()
 
 
 def event_timestamp(at: float) -> str:
@@ -312,7 +312,7 @@ class DeliveryEngine:
         self._loop = loop
         try:
             loop.run_until_complete(self._main(ready))
-        except BaseException as exc:  # noqa: BLE001 - reported through check()
+        except BaseException as exc:
             self._failure = exc
             log.exception("delivery engine failed")
         finally:

@@ -3,8 +3,9 @@
 It keeps every request it gets (raw body, headers, time), checks the signature when
 given secrets, and can be told how to answer (``status`` as a fixed code, a list of
 codes to play in order, or a function of the request number), and how long to wait
-before answering (``delay``, or until ``hold`` is set). The toolkit's full receiver is the Listener; this one exists so that
-the sandbox can show, and its tests can check, what it sends.
+before answering (``delay``, or until ``hold`` is set). The toolkit's full receiver
+is the Listener; this one exists so that the sandbox can show, and its tests can check,
+what it sends.
 """
 
 from __future__ import annotations
