@@ -41,3 +41,15 @@ def test_every_operation_documents_its_errors_and_token(sandbox: Sandbox) -> Non
                 assert parameter in names
             if not public:
                 assert "401" in operation["responses"], (method, path)
+
+
+def test_sandbox_only_endpoints_are_flagged(sandbox: Sandbox) -> None:
+    spec = requests.get(sandbox.url + "/openapi.json", timeout=5).json()
+    for path, item in spec["paths"].items():
+        for operation in item.values():
+            flagged = operation.get("x-sandbox-only", False)
+            assert flagged == path.startswith("/sandbox/"), path
+            if flagged:
+                assert operation["tags"] == ["sandbox-only"]
+                assert operation["description"].startswith("Sandbox only")
+    assert "documentEvent" in spec["webhooks"]
