@@ -30,7 +30,7 @@ import httptools
 
 from ..models import format_timestamp
 from ..signing import sign
-from .http1 import Connection, Origin, describe, request_head
+from .._http1 import Connection, Origin, describe, request_head
 from .state import TENANT, SandboxState
 
 __all__ = [
@@ -88,6 +88,7 @@ CREATE TABLE IF NOT EXISTS attempts (
 );
 """
 
+_JSON_TYPE = b"Content-Type: application/json\r\n"
 _encode_string = json.encoder.encode_basestring  # type: ignore[attr-defined]
 
 
@@ -388,8 +389,8 @@ class DeliveryEngine:
         if job.webhook_id not in self.state.hooks:  # deleted, or disabled by a 410
             self._record(job, time.time(), None, 0.0, None, "cancelled", None)
             return
-        extra = (b"x-circularo-signature: " + job.signature.encode("ascii") + b"\r\n"
-                 if job.signature else b"")
+        extra = _JSON_TYPE + (b"x-circularo-signature: " + job.signature.encode("ascii")
+                              + b"\r\n" if job.signature else b"")
         started = time.time()
         clock = time.perf_counter()
         status: int | None = None

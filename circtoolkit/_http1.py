@@ -1,6 +1,7 @@
-"""The wire side of webhook delivery: one keep-alive HTTP/1.1 connection per worker.
+"""The wire side of webhook delivery and forwarding: one keep-alive HTTP/1.1 connection
+per worker.
 
-The delivery engine POSTs tens of thousands of small bodies per second to a handful of
+The sandbox's delivery engine (and the listener's forwarder) POST tens of thousands of small bodies per second to a handful of
 callback URLs. General-purpose clients spend most of that time on features it never
 uses; here each engine worker owns one connection to one origin, writes a request whose
 head is built once per URL, and parses the answer with httptools (uvicorn's C parser),
@@ -20,7 +21,7 @@ import httptools
 __all__ = ["Connection", "Origin", "RequestHead", "request_head"]
 
 MAX_RESPONSE_BYTES = 1024 * 1024
-USER_AGENT = "circtoolkit-sandbox/0.1 (+offline Circularo)"
+USER_AGENT = "circtoolkit/0.1"
 _SSL = ssl.create_default_context()
 
 
@@ -51,8 +52,8 @@ def request_head(url: str) -> RequestHead:
     target = quote((parts.path or "/") + (f"?{parts.query}" if parts.query else ""),
                    safe="/?&=%:@!$'()*+,;~-._")
     host = parts.netloc.rsplit("@", 1)[-1].encode("idna").decode("ascii")
-    prefix = (f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n"
-              "Content-Type: application/json\r\n").encode("ascii")
+    prefix = f"POST {target} HTTP/1.1\r\nHost: {host}\r\nUser-Agent: {USER_AGENT}\r\n".encode(
+        "ascii")
     return RequestHead(Origin(parts.scheme, parts.hostname, port), prefix)
 
 

@@ -1,0 +1,522 @@
+"""EventStore: every received request, durably, and the accepted events as a DataFrame.
+
+SQLite holds every request in ``requests``: raw body, headers, verdict, time, and, for
+an accepted one, the event it carried (its ``seq`` is the event's id), with a count of
+how many times that same body arrived. Duplicates are recognised by a digest of the
+body, looked up in memory. Strings are dictionary-coded, and every 65,536 events
+are also sealed into a columnar segment, so that reading a million stored events is a
+few array loads rather than a million row fetches. Reads are incremental: after the
+first, ``events`` costs in proportion to what arrived since.
+
+One writer (the listener) and any number of readers. In a file (WAL), they use
+separate connections; in memory (``db=None``), they share one behind a lock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import sqlite3
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from .errors import ConfigurationError
+from .models import EVENT_TYPES
+
+__all__ = ["EVENT_COLUMNS", "REQUEST_COLUMNS", "EventStore", "PendingRequest", "StoreWriter"]
+
+EVENT_COLUMNS = ("event_id", "received_at", "timestamp", "event", "documentId", "actor",
+                 "verified", "deliveries")
+REQUEST_COLUMNS = ("request_id", "received_at", "method", "path", "status", "verdict",
+                   "reason", "event_id", "size", "headers", "body")
+SEGMENT_SIZE = 65536
+_KIND_EVENT, _KIND_DOCUMENT, _KIND_ACTOR = 0, 1, 2
+_INT_COLUMNS = ("seq", "received_ns", "ts_ms", "event", "document", "actor", "verified",
+                "deliveries")
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS requests (
+    seq         INTEGER PRIMARY KEY,
+    received_ns INTEGER NOT NULL,
+    method      TEXT NOT NULL,
+    path        TEXT NOT NULL,
+    status      INTEGER NOT NULL,
+    verdict     TEXT NOT NULL,
+    reason      TEXT,
+    event_seq   INTEGER,
+    size        INTEGER NOT NULL,
+    headers     BLOB NOT NULL,
+    body        BLOB NOT NULL,
+    -- for an accepted request, the event it carried (its seq is the event id):
+    digest      BLOB,
+    ts_ms       INTEGER,
+    event       INTEGER,
+    document    INTEGER,
+    actor       INTEGER,
+    verified    INTEGER,
+    deliveries  INTEGER,
+    version     INTEGER
+);
+CREATE INDEX IF NOT EXISTS events_by_version ON requests (version) WHERE version IS NOT NULL;
+CREATE INDEX IF NOT EXISTS events_redelivered ON requests (seq) WHERE deliveries > 1;
+CREATE TABLE IF NOT EXISTS strings (
+    kind  INTEGER NOT NULL,
+    code  INTEGER NOT NULL,
+    value TEXT NOT NULL,
+    PRIMARY KEY (kind, code)
+);
+CREATE TABLE IF NOT EXISTS segments (
+    first_seq INTEGER PRIMARY KEY,
+    last_seq  INTEGER NOT NULL,
+    data      BLOB NOT NULL
+);
+"""
+_EVENT_SELECT = ("seq, received_ns, ts_ms, event, document, actor, verified, deliveries"
+                 " FROM requests WHERE verdict = 'accepted'")
+
+
+def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
+    """Headers as received, one ``name: value`` per line (cheaper than JSON)."""
+    return b"\n".join(name + b": " + value for name, value in headers)
+
+
+def decode_headers(data: bytes) -> dict[str, str]:
+    """The headers stored by ``encode_headers``, as a dict (last value wins)."""
+    pairs = (line.split(b": ", 1) for line in bytes(data).split(b"\n") if line)
+    return {name.decode("latin-1"): value.decode("latin-1") for name, value in pairs}
+
+
+def body_hash(body: bytes) -> bytes:
+    """The key that recognises a notification delivered again: its body's digest."""
+    return hashlib.blake2b(body, digest_size=16).digest()
+
+
+def _connect(path: str, uri: bool) -> sqlite3.Connection:
+    connection = sqlite3.connect(path, uri=uri, check_same_thread=False, isolation_level=None)
+    connection.execute("PRAGMA busy_timeout = 10000")
+    if not uri:
+        connection.execute("PRAGMA journal_mode = WAL")
+        connection.execute("PRAGMA synchronous = NORMAL")
+    return connection
+
+
+@dataclass(slots=True)
+class PendingRequest:
+    """A request the writer has judged, waiting for its batch to commit."""
+
+    received_ns: int
+    method: str
+    path: str
+    status: int
+    verdict: str  # "accepted" | "duplicate" | "rejected"
+    reason: str | None
+    headers: bytes  # encode_headers(...)
+    body: bytes
+    size: int
+    event: tuple[int, str, str, str, bool] | None = None  # ts_ms, event, document, actor, verified
+    digest: bytes | None = None
+    request_seq: int = 0
+    event_seq: int | None = None
+
+
+@dataclass
+class _Strings:
+    """A dictionary coding: value -> code, and code -> value."""
+
+    kind: int
+    codes: dict[str, int] = field(default_factory=dict)
+    values: list[str] = field(default_factory=list)
+
+    def code(self, value: str, new: list[tuple[int, int, str]]) -> int:
+        code = self.codes.get(value)
+        if code is None:
+            code = self.codes[value] = len(self.values)
+            self.values.append(value)
+            new.append((self.kind, code, value))
+        return code
+
+    def load(self, rows: Iterable[tuple[int, str]]) -> None:
+        for code, value in rows:
+            if code >= len(self.values):
+                self.values.extend([""] * (code + 1 - len(self.values)))
+            self.values[code] = value
+            self.codes[value] = code
+
+
+class StoreWriter:
+    """The single writer: judges duplicates, numbers requests and events, commits batches.
+
+    Used from one thread (the listener's event loop). ``add`` stages a request;
+    ``commit`` writes every staged one in a single transaction.
+    """
+
+    def __init__(self, store: EventStore) -> None:
+        self.store = store
+        self._db, self._lock = store._writer_connection()
+        self._pending_strings: list[tuple[int, int, str]] = []
+        with self._lock:
+            self._db.executescript(_SCHEMA)
+            self._next_request = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM requests") + 1
+            self._version = self._scalar("SELECT COALESCE(MAX(version), 0) FROM requests"
+                                         " WHERE version IS NOT NULL")
+            sealed = self._scalar("SELECT COALESCE(MAX(last_seq), 0) FROM segments")
+            self._strings = {kind: _Strings(kind) for kind in (0, 1, 2)}
+            for kind, strings in self._strings.items():
+                strings.load(self._db.execute(
+                    "SELECT code, value FROM strings WHERE kind = ? ORDER BY code", (kind,)))
+            for name in EVENT_TYPES:  # known events get the first codes, in order
+                self._strings[_KIND_EVENT].code(name, self._pending_strings)
+            # every event seen, by body digest -> its seq: duplicates are found in memory
+            self._seen: dict[bytes, int] = dict(self._db.execute(
+                "SELECT digest, seq FROM requests WHERE verdict = 'accepted'"))
+            self._open_segment: list[tuple[int, ...]] = [
+                tuple(row) for row in self._db.execute(
+                    f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq", (sealed,))]
+        self._staged: list[PendingRequest] = []
+        self._staged_digests: list[bytes] = []
+
+    def _scalar(self, sql: str) -> int:
+        return int(self._db.execute(sql).fetchone()[0])
+
+    def add(self, request: PendingRequest) -> PendingRequest:
+        """Stage a request; an accepted one whose body was seen before becomes a duplicate."""
+        request.request_seq = self._next_request
+        self._next_request += 1
+        if request.verdict == "accepted":
+            digest = request.digest = body_hash(request.body)
+            earlier = self._seen.get(digest)
+            if earlier is not None:
+                request.verdict, request.reason = "duplicate", "delivered before"
+                request.event_seq = earlier
+            else:
+                request.event_seq = self._seen[digest] = request.request_seq
+                self._staged_digests.append(digest)
+        self._staged.append(request)
+        return request
+
+    @property
+    def staged(self) -> int:
+        return len(self._staged)
+
+    def commit(self) -> list[PendingRequest]:
+        """Write every staged request in one transaction; returns them once durable.
+
+        On failure nothing is written, the numbering is restored, and the error
+        propagates: none of the staged requests may be answered 2xx.
+        """
+        staged, self._staged = self._staged, []
+        digests, self._staged_digests = self._staged_digests, []
+        if not staged:
+            return staged
+        new_strings, self._pending_strings = self._pending_strings, []
+        rows: list[tuple[Any, ...]] = []
+        bumps: list[tuple[int, int]] = []
+        events: list[tuple[int, ...]] = []
+        event_code = self._strings[_KIND_EVENT].code
+        document_code = self._strings[_KIND_DOCUMENT].code
+        actor_code = self._strings[_KIND_ACTOR].code
+        first_request, version = staged[0].request_seq, self._version
+        for request in staged:
+            if request.verdict == "accepted" and request.event is not None:
+                ts_ms, name, document, actor, verified = request.event
+                self._version += 1
+                event = (request.request_seq, request.received_ns, ts_ms,
+                         event_code(name, new_strings), document_code(document, new_strings),
+                         actor_code(actor, new_strings), int(verified), 1)
+                events.append(event)
+                rows.append((request.request_seq, request.received_ns, request.method,
+                             request.path, request.status, request.verdict, request.reason,
+                             request.event_seq, request.size, request.headers, request.body,
+                             request.digest, *event[2:], self._version))
+                continue
+            if request.verdict == "duplicate":
+                self._version += 1
+                bumps.append((self._version, request.event_seq))
+            rows.append((request.request_seq, request.received_ns, request.method, request.path,
+                         request.status, request.verdict, request.reason, request.event_seq,
+                         request.size, request.headers, request.body, None, None, None, None,
+                         None, None, None, None))
+        try:
+            with self._lock:
+                db = self._db
+                db.execute("BEGIN IMMEDIATE")
+                try:
+                    db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                                   " ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                    if new_strings:
+                        db.executemany("INSERT INTO strings VALUES (?, ?, ?)", new_strings)
+                    if bumps:
+                        db.executemany("UPDATE requests SET deliveries = deliveries + 1,"
+                                       " version = ? WHERE seq = ?", bumps)
+                    open_segment = self._seal(events)
+                    db.execute("COMMIT")
+                except BaseException:
+                    db.execute("ROLLBACK")
+                    raise
+        except BaseException:
+            self._next_request, self._version = first_request, version
+            for digest in digests:
+                self._seen.pop(digest, None)
+            for kind, code, value in new_strings:
+                self._strings[kind].codes.pop(value, None)
+                del self._strings[kind].values[code:]
+            self._pending_strings = [s for s in new_strings if s[0] == _KIND_EVENT
+                                     and s[2] in EVENT_TYPES]
+            raise
+        self._open_segment = open_segment
+        return staged
+
+    def _seal(self, events: Sequence[tuple[Any, ...]]) -> list[tuple[int, ...]]:
+        """The open segment with ``events`` added; full segments are written out."""
+        rows = self._open_segment + list(events)
+        size = self.store.segment_size
+        while len(rows) >= size:
+            full, rows = rows[:size], rows[size:]
+            buffer = io.BytesIO()
+            np.save(buffer, np.array(full, dtype=np.int64).T, allow_pickle=False)
+            self._db.execute("INSERT INTO segments VALUES (?, ?, ?)",
+                             (full[0][0], full[-1][0], buffer.getvalue()))
+        return rows
+
+    def close(self) -> None:
+        """Close the writer's connection (not a shared in-memory one)."""
+        if self._db is not self.store._shared:
+            self._db.close()
+
+
+class _Columns:
+    """The events' columns as growable arrays, handed out as read-only views.
+
+    Everything a DataFrame needs is kept ready (nanosecond times, category codes,
+    strings), so a read converts only the rows that are new.
+    """
+
+    INT64 = ("seq", "received_ns", "ts_ns", "event", "deliveries")
+
+    def __init__(self) -> None:
+        self.size = 0
+        self.arrays: dict[str, np.ndarray] = {name: np.empty(1024, dtype=np.int64)
+                                              for name in self.INT64}
+        self.arrays["verified"] = np.empty(1024, dtype=bool)
+        self.arrays["documentId"] = np.empty(1024, dtype=object)
+        self.arrays["actor"] = np.empty(1024, dtype=object)
+
+    def extend(self, block: np.ndarray, recode: np.ndarray, documents: np.ndarray,
+               actors: np.ndarray) -> None:
+        """Append rows given as an (8, n) int64 block in ``_INT_COLUMNS`` order."""
+        count = block.shape[1]
+        needed = self.size + count
+        capacity = len(self.arrays["seq"])
+        if needed > capacity:
+            capacity = max(needed, capacity * 2)
+            for name, array in self.arrays.items():
+                grown = np.empty(capacity, dtype=array.dtype)
+                grown[: self.size] = array[: self.size]
+                self.arrays[name] = grown
+        window = slice(self.size, needed)
+        seq, received, ts_ms, event, document, actor, verified, deliveries = block
+        self.arrays["seq"][window] = seq
+        self.arrays["received_ns"][window] = received
+        self.arrays["ts_ns"][window] = ts_ms * 1_000_000
+        self.arrays["event"][window] = recode[event]
+        self.arrays["deliveries"][window] = deliveries
+        self.arrays["verified"][window] = verified.astype(bool)
+        self.arrays["documentId"][window] = documents.take(document)
+        self.arrays["actor"][window] = actors.take(actor)
+        self.size = needed
+
+    def view(self, name: str) -> np.ndarray:
+        view = self.arrays[name][: self.size]
+        view.flags.writeable = False
+        return view
+
+
+class EventStore:
+    """Durable capture of webhook requests (SQLite) with the events as a DataFrame.
+
+    ``EventStore("events.db")`` opens (or creates) a file that survives restarts;
+    ``EventStore()`` keeps everything in memory for the life of the process.
+    """
+
+    def __init__(self, db: str | Path | None = None, *, segment_size: int = SEGMENT_SIZE) -> None:
+        if segment_size < 1:
+            raise ConfigurationError("segment_size must be >= 1")
+        self.segment_size = segment_size
+        self.path = None if db is None else str(db)
+        if self.path == ":memory:":
+            raise ConfigurationError("use db=None for an in-memory store")
+        self._shared = _connect(":memory:", False) if self.path is None else None
+        self._shared_lock = threading.RLock()
+        self._reader = self._shared or _connect(self.path or "", False)
+        self._reader_lock = self._shared_lock
+        with self._reader_lock:
+            self._reader.executescript(_SCHEMA)
+        self._read_lock = threading.Lock()
+        self._columns = _Columns()
+        self._last_seq = 0
+        self._last_version = 0
+        self._strings = {kind: _Strings(kind) for kind in (0, 1, 2)}
+        self._categories: list[str] = list(EVENT_TYPES)
+        self._recode = np.arange(len(EVENT_TYPES), dtype=np.int64)
+        self._dictionaries = {kind: np.empty(0, dtype=object) for kind in (1, 2)}
+        self._frame: pd.DataFrame | None = None
+
+    # -- connections -----------------------------------------------------------------
+
+    def _writer_connection(self) -> tuple[sqlite3.Connection, threading.RLock]:
+        """In memory, the one shared connection and its lock; in a file, a new one."""
+        if self._shared is not None:
+            return self._shared, self._shared_lock
+        return _connect(self.path or "", False), threading.RLock()
+
+    def writer(self) -> StoreWriter:
+        """The store's writer (one at a time), for a listener."""
+        return StoreWriter(self)
+
+    def close(self) -> None:
+        """Close the reader's connection (and the in-memory database)."""
+        self._reader.close()
+
+    def __enter__(self) -> EventStore:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    # -- reading ---------------------------------------------------------------------
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The accepted events, one row per distinct notification, in arrival order.
+
+        Columns: event_id (int64), received_at and timestamp (datetime64[ns, UTC]),
+        event (categorical), documentId, actor (str), verified (bool), deliveries (int64:
+        how many times it was received). Each read costs in proportion to what is new.
+        """
+        with self._read_lock:
+            return self._refresh()
+
+    def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self._reader_lock:
+            return self._reader.execute(sql, params).fetchall()
+
+    def _refresh(self) -> pd.DataFrame:
+        columns = self._columns
+        changed = False
+        # read the version first: a change racing with this read is patched next time
+        version = self._query("SELECT COALESCE(MAX(version), 0) FROM requests"
+                              " WHERE version IS NOT NULL")[0][0]
+        known = self._last_seq
+        if columns.size == 0:
+            for (data,) in self._query("SELECT data FROM segments ORDER BY first_seq"):
+                block = np.load(io.BytesIO(data), allow_pickle=False)
+                self._extend(block)
+                changed = True
+            # segments were sealed with a delivery count of 1: bring the recounted ones in
+            updates = self._query("SELECT seq, deliveries FROM requests WHERE deliveries > 1"
+                                  " AND seq <= ?", (self._last_seq,))
+        else:
+            updates = (self._query("SELECT seq, deliveries FROM requests WHERE version > ? AND"
+                                   " seq <= ?", (self._last_version, known))
+                       if version > self._last_version else [])
+        rows = self._query(f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq",
+                           (self._last_seq,))
+        if rows:
+            self._extend(np.array(rows, dtype=np.int64).T)
+            changed = True
+        if updates:
+            self._patch_deliveries(updates)
+            changed = True
+        self._last_version = version
+        if changed or self._frame is None:
+            self._frame = self._build()
+        return self._frame
+
+    def _extend(self, block: np.ndarray) -> None:
+        self._load_strings()  # after the rows were read: they may use codes new since
+        self._columns.extend(block, self._recode, self._dictionaries[_KIND_DOCUMENT],
+                             self._dictionaries[_KIND_ACTOR])
+        self._last_seq = int(block[0, -1])
+
+    def _patch_deliveries(self, updates: list[tuple[int, int]]) -> None:
+        columns = self._columns
+        # a fresh array, so that frames handed out before keep their values
+        deliveries = columns.arrays["deliveries"].copy()
+        seqs = columns.arrays["seq"][: columns.size]
+        keys = np.array([seq for seq, _ in updates], dtype=np.int64)
+        positions = np.searchsorted(seqs, keys)
+        deliveries[positions] = [count for _, count in updates]
+        columns.arrays["deliveries"] = deliveries
+
+    def _load_strings(self) -> None:
+        for kind, strings in self._strings.items():
+            new = self._query("SELECT code, value FROM strings WHERE kind = ? AND code >= ?"
+                              " ORDER BY code", (kind, len(strings.values)))
+            if not new:
+                continue
+            strings.load(new)
+            if kind == _KIND_EVENT:
+                for name in strings.values:
+                    if name not in self._categories:
+                        self._categories.append(name)
+                self._recode = np.array([self._categories.index(n) for n in strings.values],
+                                        dtype=np.int64)
+            else:
+                self._dictionaries[kind] = np.array(strings.values, dtype=object)
+
+    def _build(self) -> pd.DataFrame:
+        columns = self._columns
+        times = {name: pd.Series(columns.view(source).view("datetime64[ns]"), copy=False
+                                 ).dt.tz_localize("UTC")
+                 for name, source in (("received_at", "received_ns"), ("timestamp", "ts_ns"))}
+        return pd.DataFrame({
+            "event_id": columns.view("seq"),
+            "received_at": times["received_at"],
+            "timestamp": times["timestamp"],
+            "event": pd.Categorical.from_codes(columns.view("event"),
+                                               categories=self._categories),
+            "documentId": pd.Series(columns.view("documentId"), dtype=object, copy=False),
+            "actor": pd.Series(columns.view("actor"), dtype=object, copy=False),
+            "verified": columns.view("verified"),
+            "deliveries": columns.view("deliveries"),
+        }, copy=False)
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Every request received, accepted or not, oldest first.
+
+        Columns: request_id, received_at (UTC), method, path, status (the HTTP answer),
+        verdict (accepted, duplicate, rejected), reason, event_id (nullable), size,
+        headers (dict), body (bytes, as received).
+        """
+        rows = self._query("SELECT seq, received_ns, method, path, status, verdict, reason,"
+                           " event_seq, size, headers, body FROM requests ORDER BY seq")
+        frame = pd.DataFrame.from_records(rows, columns=list(REQUEST_COLUMNS))
+        frame["received_at"] = pd.to_datetime(frame["received_at"].astype("int64"), utc=True)
+        frame["event_id"] = frame["event_id"].astype("Int64")
+        frame["headers"] = [decode_headers(data) for data in frame["headers"]]
+        frame["body"] = [bytes(body) for body in frame["body"]]
+        return frame
+
+    def request_for(self, event_id: int) -> tuple[bytes, dict[str, str]]:
+        """The body and headers of the request that first delivered an event."""
+        rows = self._query("SELECT body, headers FROM requests WHERE seq = ? AND"
+                           " verdict = 'accepted'", (int(event_id),))
+        if not rows:
+            raise KeyError(f"no event with id {event_id}")
+        body, headers = rows[0]
+        return bytes(body), decode_headers(headers)
+
+    def counts(self) -> dict[str, int]:
+        """How many requests of each verdict, and how many events."""
+        verdicts = dict(self._query("SELECT verdict, COUNT(*) FROM requests GROUP BY verdict"))
+        return {"accepted": verdicts.get("accepted", 0),
+                "duplicate": verdicts.get("duplicate", 0),
+                "rejected": verdicts.get("rejected", 0)}
+
