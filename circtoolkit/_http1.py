@@ -1,11 +1,11 @@
 """The wire side of webhook delivery and forwarding: one keep-alive HTTP/1.1 connection
 per worker.
 
-The sandbox's delivery engine (and the listener's forwarder) POST tens of thousands of small bodies per second to a handful of
-callback URLs. General-purpose clients spend most of that time on features it never
-uses; here each engine worker owns one connection to one origin, writes a request whose
-head is built once per URL, and parses the answer with httptools (uvicorn's C parser),
-chunked bodies included. http and https.
+The sandbox's delivery engine (and the listener's forwarder) POST tens of thousands of
+small bodies per second to a handful of callback URLs. General-purpose clients spend
+most of that time on features this never uses; here each worker owns one connection to
+one origin, writes a request whose head is built once per URL, and parses the answer
+with httptools (uvicorn's C parser), chunked bodies included. http and https.
 """
 
 from __future__ import annotations

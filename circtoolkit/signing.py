@@ -17,7 +17,7 @@ from collections.abc import Iterable
 
 from .errors import ConfigurationError
 
-__all__ = ["SIGNATURE_HEADER", "sign", "verify"]
+__all__ = ["SIGNATURE_HEADER", "Verifier", "sign", "verify"]
 
 SIGNATURE_HEADER = "x-circularo-signature"
 
@@ -48,6 +48,46 @@ def sign(body: Body, secret: str | bytes) -> str:
     return hmac.new(_secret_bytes(secret), _body_bytes(body), hashlib.sha256).hexdigest()
 
 
+class Verifier:
+    """Checks signatures against a fixed set of secrets (one, or several for rotation).
+
+    The keys are encoded once, so a receiver's hot path pays only for the HMACs and the
+    constant-time comparisons: every secret is always tried, so the time taken tells
+    nothing about which one matched or how much of a signature was right.
+    """
+
+    __slots__ = ("_keys",)
+
+    def __init__(self, secrets: str | bytes | Iterable[str | bytes]) -> None:
+        keys = ([_secret_bytes(secrets)] if isinstance(secrets, str | bytes)
+                else [_secret_bytes(s) for s in secrets])
+        if not keys:
+            raise ConfigurationError("a verifier needs at least one secret")
+        self._keys = tuple(keys)
+
+    def __repr__(self) -> str:
+        return f"Verifier(<{len(self._keys)} secret(s), hidden>)"
+
+    def verify(self, body: Body, signature: str | bytes | None) -> bool:
+        """Whether ``signature`` is the HMAC of ``body`` under any of the secrets."""
+        if signature is None:
+            return False
+        if isinstance(signature, bytes):
+            try:
+                signature = signature.decode("ascii")
+            except UnicodeDecodeError:
+                return False
+        candidate = signature.strip().lower()
+        if len(candidate) != _SIGNATURE_LENGTH or not _HEX_DIGITS.issuperset(candidate):
+            return False
+        data = _body_bytes(body)
+        matched = False
+        for key in self._keys:
+            matched |= hmac.compare_digest(hmac.new(key, data, hashlib.sha256).hexdigest(),
+                                           candidate)
+        return matched
+
+
 def verify(
     body: Body,
     signature: str | bytes | None,
@@ -58,26 +98,6 @@ def verify(
     Several secrets allow rotation: accept the old and the new one while senders move
     over. Every secret is checked, each with a constant-time comparison, so the time
     taken says nothing about which one matched or how much of the signature was right.
+    For many checks against the same secrets, build a :class:`Verifier` once.
     """
-    keys = (
-        [_secret_bytes(secrets)]
-        if isinstance(secrets, str | bytes)
-        else [_secret_bytes(s) for s in secrets]
-    )
-    if not keys:
-        raise ConfigurationError("verify() needs at least one secret")
-    if signature is None:
-        return False
-    if isinstance(signature, bytes):
-        try:
-            signature = signature.decode("ascii")
-        except UnicodeDecodeError:
-            return False
-    candidate = signature.strip().lower()
-    if len(candidate) != _SIGNATURE_LENGTH or not _HEX_DIGITS.issuperset(candidate):
-        return False
-    expected_for = (hmac.new(key, _body_bytes(body), hashlib.sha256).hexdigest() for key in keys)
-    matched = False
-    for expected in expected_for:
-        matched |= hmac.compare_digest(expected, candidate)
-    return matched
+    return Verifier(secrets).verify(body, signature)

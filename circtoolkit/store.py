@@ -18,6 +18,7 @@ import hashlib
 import io
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -70,6 +71,14 @@ CREATE TABLE IF NOT EXISTS strings (
     code  INTEGER NOT NULL,
     value TEXT NOT NULL,
     PRIMARY KEY (kind, code)
+);
+CREATE TABLE IF NOT EXISTS forwards (
+    event_seq   INTEGER NOT NULL,
+    at_ns       INTEGER NOT NULL,
+    target      TEXT NOT NULL,
+    status      INTEGER,
+    latency_ms  REAL NOT NULL,
+    error       TEXT
 );
 CREATE TABLE IF NOT EXISTS segments (
     first_seq INTEGER PRIMARY KEY,
@@ -283,6 +292,13 @@ class StoreWriter:
             self._db.execute("INSERT INTO segments VALUES (?, ?, ?)",
                              (full[0][0], full[-1][0], buffer.getvalue()))
         return rows
+
+    def record_forward(self, event_seq: int, target: str, status: int | None,
+                       latency_ms: float, error: str | None) -> None:
+        """Record one forward of an event to a local app."""
+        with self._lock:
+            self._db.execute("INSERT INTO forwards VALUES (?, ?, ?, ?, ?, ?)",
+                             (event_seq, time.time_ns(), target, status, latency_ms, error))
 
     def close(self) -> None:
         """Close the writer's connection (not a shared in-memory one)."""
@@ -502,6 +518,18 @@ class EventStore:
         frame["event_id"] = frame["event_id"].astype("Int64")
         frame["headers"] = [decode_headers(data) for data in frame["headers"]]
         frame["body"] = [bytes(body) for body in frame["body"]]
+        return frame
+
+    @property
+    def forwards(self) -> pd.DataFrame:
+        """Each forward of an event to a local app: event_id, at, target, status,
+        latency_ms, error."""
+        rows = self._query("SELECT event_seq, at_ns, target, status, latency_ms, error"
+                           " FROM forwards ORDER BY rowid")
+        frame = pd.DataFrame.from_records(rows, columns=["event_id", "at", "target", "status",
+                                                         "latency_ms", "error"])
+        frame["at"] = pd.to_datetime(frame["at"].astype("int64"), utc=True)
+        frame["status"] = frame["status"].astype("Int64")
         return frame
 
     def request_for(self, event_id: int) -> tuple[bytes, dict[str, str]]:

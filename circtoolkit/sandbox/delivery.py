@@ -28,9 +28,9 @@ from typing import Any
 
 import httptools
 
+from .._http1 import Connection, Origin, describe, request_head
 from ..models import format_timestamp
 from ..signing import sign
-from .._http1 import Connection, Origin, describe, request_head
 from .state import TENANT, SandboxState
 
 __all__ = [

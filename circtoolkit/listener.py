@@ -1,0 +1,427 @@
+"""Listener: receive Circularo notifications in the background, verify, keep, hand over.
+
+``Listener`` serves a raw ASGI app with uvicorn on a background thread (see
+``_server.BackgroundServer``). Each request is judged (path, method, content type,
+size, signature over the raw bytes, JSON, fields, optional timestamp tolerance),
+recorded in the EventStore, and answered only once its batch is committed: requests
+that arrive together share one transaction (group commit), so durability costs one
+commit per batch rather than per request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import queue
+import threading
+import time
+from collections.abc import Callable, Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+import requests as http
+
+from ._http1 import Connection, describe, request_head
+from ._server import BackgroundServer
+from .errors import CircularoError, ConfigurationError
+from .signing import SIGNATURE_HEADER, Verifier
+from .store import EventStore, PendingRequest, encode_headers
+
+__all__ = ["DEFAULT_MAX_BODY", "Listener", "ListenerError"]
+
+DEFAULT_MAX_BODY = 1024 * 1024
+FIELDS = ("documentId", "event", "actor", "timestamp")
+_HOP_BY_HOP = frozenset({b"host", b"content-length", b"connection", b"transfer-encoding",
+                         b"keep-alive", b"upgrade", b"te", b"trailer"})
+_SIGNATURE = SIGNATURE_HEADER.encode()
+
+log = logging.getLogger("circtoolkit.listener")
+
+
+class ListenerError(CircularoError):
+    """Something failed in the listener's thread (storage, a callback); raised in yours."""
+
+
+class _Verdict(Exception):
+    """A request rejected: the status to answer and why."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.status = status
+        self.reason = reason
+
+
+class Listener:
+    """Receives webhook notifications on a background thread and keeps every request.
+
+    ``secret`` (one, several for rotation, or None to accept unsigned notifications as
+    unverified); ``db`` a SQLite file that survives restarts (None: in memory);
+    ``forward_to`` a URL that each accepted notification is passed on to, with its
+    original body and headers; ``max_body`` the largest body accepted (413 above);
+    ``tolerance`` seconds by which a notification's ``timestamp`` may differ from now
+    (replay protection; None: any). ``url`` is the callback URL to register.
+    """
+
+    def __init__(self, secret: str | Iterable[str] | None = None, *, host: str = "127.0.0.1",
+                 port: int = 0, path: str = "/", db: str | Path | None = None,
+                 forward_to: str | None = None, max_body: int = DEFAULT_MAX_BODY,
+                 tolerance: float | None = None, relay: str | None = None,
+                 clock: Callable[[], float] = time.time) -> None:
+        self._verifier = None if secret is None else Verifier(secret)
+        if not path.startswith("/"):
+            raise ConfigurationError("path must start with '/'")
+        if max_body < 1:
+            raise ConfigurationError("max_body must be >= 1")
+        if tolerance is not None and tolerance <= 0:
+            raise ConfigurationError("tolerance must be > 0 seconds")
+        if forward_to is not None:
+            try:
+                request_head(forward_to)
+            except ValueError as exc:
+                raise ConfigurationError(f"forward_to: {exc}") from None
+        self.path = path
+        self.max_body = max_body
+        self.tolerance = tolerance
+        self.forward_to = forward_to
+        self.relay = relay
+        self.clock = clock
+        self.store = EventStore(db)
+        self._writer = self.store.writer()
+        self._server = BackgroundServer(self._app, host=host, port=port,
+                                        name="circtoolkit-listener")
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._waiting: list[tuple[PendingRequest, asyncio.Future[None]]] = []
+        self._held = threading.Condition()
+        self._events = self.store.counts()["accepted"]
+        self._callbacks: list[Callable[[dict[str, Any]], object]] = []
+        self._dispatch: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._dispatcher: threading.Thread | None = None
+        self._forwards: asyncio.Queue[PendingRequest] | None = None
+        self._error: BaseException | None = None
+        self._started = False
+
+    # -- lifecycle -------------------------------------------------------------------
+
+    def start(self) -> Listener:
+        """Start serving in the background; returns at once, ready for requests."""
+        self._check()
+        if self._started:
+            raise ListenerError("this listener is already running")
+        self._dispatcher = threading.Thread(target=self._run_callbacks, daemon=True,
+                                            name="circtoolkit-listener-callbacks")
+        self._dispatcher.start()
+        self._server.start()
+        self._started = True
+        return self
+
+    def stop(self) -> None:
+        """Stop serving (what was answered 2xx is stored) and re-raise a thread's error."""
+        if self._started:
+            self._server.stop()
+            self._dispatch.put(None)
+            if self._dispatcher is not None:
+                self._dispatcher.join(10)
+            self._started = False
+            self._writer.close()
+        self._check()
+
+    def __enter__(self) -> Listener:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
+
+    @property
+    def is_running(self) -> bool:
+        """Whether the listener is serving."""
+        return self._server.is_running
+
+    @property
+    def url(self) -> str:
+        """The callback URL to register with Circularo."""
+        return self._server.root_url + self.path
+
+    def __repr__(self) -> str:
+        where = self.url if self.is_running else "stopped"
+        signed = "unsigned accepted" if self._verifier is None else "signatures checked"
+        return f"<Listener {where} ({signed}), {self._events} events>"
+
+    # -- handing over ----------------------------------------------------------------
+
+    @property
+    def events(self) -> pd.DataFrame:
+        """The accepted events as a DataFrame (see ``EventStore.events``)."""
+        self._check()
+        return self.store.events
+
+    @property
+    def requests(self) -> pd.DataFrame:
+        """Every request received, with its status, verdict and reason."""
+        self._check()
+        return self.store.requests
+
+    @property
+    def forwards(self) -> pd.DataFrame:
+        """Each forward to ``forward_to``: event_id, status, latency_ms, error."""
+        self._check()
+        return self.store.forwards
+
+    def wait_for(self, count: int, timeout: float = 10.0) -> int:
+        """Block until the listener holds at least ``count`` events; returns how many.
+
+        Counts every event held, those that arrived before the call included, so a cell
+        that triggers events and then waits cannot miss any. Raises ``TimeoutError``
+        saying how many it holds.
+        """
+        deadline = time.monotonic() + timeout
+        with self._held:
+            while self._events < count:
+                self._check()
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise TimeoutError(f"the listener holds {self._events} of {count} events "
+                                       f"after {timeout:g} s")
+                self._held.wait(min(remaining, 0.25))
+            return self._events
+
+    def on_event(self, callback: Callable[[dict[str, Any]], object]) -> None:
+        """Call ``callback(event)`` for each new accepted event, in order, on a helper
+        thread; an exception it raises is re-raised in your thread by the next call."""
+        self._callbacks.append(callback)
+
+    def replay(self, events: int | Iterable[int] | pd.DataFrame, *, to: str,
+               timeout: float = 10.0) -> pd.DataFrame:
+        """Send stored events again, with their original body and headers, to ``to``.
+
+        ``events`` is an event id, several, or a DataFrame with an ``event_id`` column
+        (a filtered ``listener.events``). Returns one row per event: event_id, status,
+        latency_ms, error.
+        """
+        self._check()
+        if isinstance(events, pd.DataFrame):
+            ids = [int(i) for i in events["event_id"]]
+        elif isinstance(events, int):
+            ids = [events]
+        else:
+            ids = [int(i) for i in events]
+        rows = []
+        with http.Session() as session:
+            for event_id in ids:
+                body, headers = self.store.request_for(event_id)
+                kept = {name: value for name, value in headers.items()
+                        if name.encode("latin-1").lower() not in _HOP_BY_HOP}
+                started = time.perf_counter()
+                try:
+                    answer = session.post(to, data=body, headers=kept, timeout=timeout)
+                    status, error = answer.status_code, None
+                except http.RequestException as exc:
+                    status, error = None, type(exc).__name__
+                rows.append((event_id, status, (time.perf_counter() - started) * 1000, error))
+        frame = pd.DataFrame(rows, columns=["event_id", "status", "latency_ms", "error"])
+        frame["status"] = frame["status"].astype("Int64")
+        return frame
+
+    def _check(self) -> None:
+        self._server.check()
+        error, self._error = self._error, None
+        if error is not None:
+            raise ListenerError(f"the listener's thread failed: {error}") from error
+
+    # -- the server's thread ---------------------------------------------------------
+
+    async def _app(self, scope: dict[str, Any], receive: Callable[..., Any],
+                   send: Callable[..., Any]) -> None:
+        if scope["type"] != "http":
+            return
+        received_ns = time.time_ns()
+        if self._loop is None:
+            self._loop = asyncio.get_running_loop()
+            if self.forward_to is not None:
+                self._forwards = asyncio.Queue()
+                self._loop.create_task(self._forward_forever())
+        raw_headers = scope["headers"]
+        method, path = scope["method"], scope["path"]
+        body = b""
+        size = 0
+        status, verdict, reason, event = 200, "accepted", None, None
+        try:
+            body, size = await self._read_body(raw_headers, receive)
+            event = self._judge(method, path, raw_headers, body)
+        except _Verdict as rejected:
+            status, verdict, reason = rejected.status, "rejected", rejected.reason
+        request = PendingRequest(received_ns, method, path, status, verdict, reason,
+                                 encode_headers(raw_headers), body, size, event)
+        self._writer.add(request)
+        future = self._loop.create_future()
+        if not self._waiting:
+            self._loop.call_soon(self._commit)
+        self._waiting.append((request, future))
+        try:
+            await future
+        except Exception:  # the batch could not be stored: nothing may be acknowledged
+            await _answer(send, 503, {"status": "error", "reason": "storage failed"})
+            return
+        if request.verdict == "rejected":
+            extra = [(b"allow", b"POST")] if request.status == 405 else []
+            await _answer(send, request.status, {"status": "rejected",
+                                                 "reason": request.reason}, extra)
+        else:
+            await _answer(send, 200, {"status": request.verdict,
+                                      "eventId": request.event_seq})
+
+    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Callable[..., Any]
+                         ) -> tuple[bytes, int]:
+        declared = next((v for k, v in headers if k == b"content-length"), None)
+        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
+            raise _Verdict(413, f"body of {int(declared)} bytes exceeds max_body "
+                                f"({self.max_body} bytes)")
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body:
+                raise _Verdict(413, f"body exceeds max_body ({self.max_body} bytes)")
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                break
+        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), size
+
+    def _judge(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
+               body: bytes) -> tuple[int, str, str, str, bool]:
+        """The event a request carries, or the _Verdict that rejects it."""
+        if path != self.path:
+            raise _Verdict(404, f"no webhook endpoint at {path}; this listener serves "
+                                f"{self.path}")
+        if method != "POST":
+            raise _Verdict(405, f"method {method} not allowed; webhooks are POSTed")
+        content_type = next((v for k, v in headers if k == b"content-type"), b"")
+        if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+            raise _Verdict(415, "content type must be application/json, not "
+                                f"{content_type.decode('latin-1') or 'none'}")
+        if self._verifier is not None:
+            signature = next((v for k, v in headers if k == _SIGNATURE), None)
+            if signature is None:
+                raise _Verdict(401, f"missing {SIGNATURE_HEADER} header")
+            if not self._verifier.verify(body, signature):
+                raise _Verdict(401, "signature does not match the body under any secret")
+        try:
+            payload = json.loads(body)
+        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+            raise _Verdict(400, f"malformed JSON: {exc}") from None
+        if not isinstance(payload, dict):
+            raise _Verdict(422, "the payload must be a JSON object")
+        missing = [name for name in FIELDS if name not in payload]
+        if missing:
+            raise _Verdict(422, f"payload missing field(s): {', '.join(missing)}")
+        for name in FIELDS:
+            value = payload[name]
+            if not isinstance(value, str) or not value:
+                raise _Verdict(422, f"field {name} must be a non-empty string")
+        try:
+            moment = datetime.fromisoformat(payload["timestamp"])
+            if moment.tzinfo is None:
+                raise ValueError("no time zone")
+            ts_ms = int(moment.timestamp() * 1000)
+        except ValueError:
+            raise _Verdict(422, f"timestamp is not an ISO 8601 time with a zone: "
+                                f"{payload['timestamp']!r}") from None
+        if self.tolerance is not None:
+            skew = ts_ms / 1000 - self.clock()
+            if abs(skew) > self.tolerance:
+                raise _Verdict(400, f"timestamp {payload['timestamp']} is {abs(skew):.0f} s "
+                                    f"{'ahead' if skew > 0 else 'old'}, outside the tolerance "
+                                    f"of {self.tolerance:g} s")
+        return (ts_ms, payload["event"], payload["documentId"], payload["actor"],
+                self._verifier is not None)
+
+    def _commit(self) -> None:
+        waiting, self._waiting = self._waiting, []
+        try:
+            self._writer.commit()
+        except Exception as exc:
+            log.error("could not store %d requests: %s", len(waiting), exc)
+            self._error = exc
+            for _, future in waiting:
+                if not future.done():
+                    future.set_exception(exc)
+            return
+        accepted = [request for request, _ in waiting if request.verdict == "accepted"]
+        for _, future in waiting:
+            if not future.done():
+                future.set_result(None)
+        if accepted:
+            with self._held:
+                self._events += len(accepted)
+                self._held.notify_all()
+            if self._callbacks:
+                for request in accepted:
+                    self._dispatch.put(_event_dict(request))
+            if self._forwards is not None:
+                for request in accepted:
+                    self._forwards.put_nowait(request)
+
+    async def _forward_forever(self) -> None:
+        assert self._forwards is not None and self.forward_to is not None
+        head = request_head(self.forward_to)
+        connection = Connection(head.origin)
+        while True:
+            request = await self._forwards.get()
+            extra = b"".join(name + b": " + value + b"\r\n"
+                             for name, value in _header_pairs(request.headers)
+                             if name.lower() not in _HOP_BY_HOP and name.lower() != b"user-agent")
+            started = time.perf_counter()
+            status, error = None, None
+            try:
+                async with asyncio.timeout(10):
+                    status = await connection.post(head, request.body, extra)
+            except (OSError, EOFError, ValueError, TimeoutError) as exc:
+                connection.close()
+                error = describe(exc)
+            latency = (time.perf_counter() - started) * 1000
+            try:
+                self._writer.record_forward(request.event_seq or 0, self.forward_to, status,
+                                            latency, error)
+            except Exception as exc:
+                self._error = exc
+
+    def _run_callbacks(self) -> None:
+        while True:
+            event = self._dispatch.get()
+            if event is None:
+                return
+            for callback in list(self._callbacks):
+                try:
+                    callback(event)
+                except Exception as exc:
+                    self._error = exc
+
+
+def _header_pairs(encoded: bytes) -> list[tuple[bytes, bytes]]:
+    return [tuple(line.split(b": ", 1)) for line in encoded.split(b"\n") if line]  # type: ignore[misc]
+
+
+def _event_dict(request: PendingRequest) -> dict[str, Any]:
+    assert request.event is not None
+    ts_ms, name, document, actor, verified = request.event
+    return {"event_id": request.event_seq, "documentId": document, "event": name,
+            "actor": actor, "timestamp": pd.Timestamp(ts_ms, unit="ms", tz="UTC"),
+            "verified": verified, "received_at": pd.Timestamp(request.received_ns, tz="UTC")}
+
+
+async def _answer(send: Callable[..., Any], status: int, payload: dict[str, Any],
+                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
+    body = json.dumps(payload).encode()
+    headers = [(b"content-type", b"application/json"),
+               (b"content-length", str(len(body)).encode())]
+    if status == 413:
+        headers.append((b"connection", b"close"))
+    await send({"type": "http.response.start", "status": status,
+                "headers": headers + (extra or [])})
+    with contextlib.suppress(Exception):
+        await send({"type": "http.response.body", "body": body})
