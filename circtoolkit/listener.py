@@ -178,6 +178,7 @@ class Listener:
         saying how many it holds.
         """
         deadline = time.monotonic() + timeout
+        self._check()
         with self._held:
             while self._events < count:
                 self._check()
@@ -188,10 +189,17 @@ class Listener:
                 self._held.wait(min(remaining, 0.25))
             return self._events
 
-    def on_event(self, callback: Callable[[dict[str, Any]], object]) -> None:
+    def on_event(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for each new accepted event, in order, on a helper
-        thread; an exception it raises is re-raised in your thread by the next call."""
+        thread; an exception it raises is re-raised in your thread by the next call.
+        Returns a function that unsubscribes it."""
         self._callbacks.append(callback)
+
+        def unsubscribe() -> None:
+            with contextlib.suppress(ValueError):
+                self._callbacks.remove(callback)
+
+        return unsubscribe
 
     def replay(self, events: int | Iterable[int] | pd.DataFrame, *, to: str,
                timeout: float = 10.0) -> pd.DataFrame:
