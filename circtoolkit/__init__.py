@@ -1,7 +1,7 @@
 """circtoolkit: manage, receive, verify and analyse Circularo webhooks from Python and Jupyter.
 
-The core (``signing``, ``models``, ``client``, ``errors``) imports no server and no
-widget; ``Sandbox`` (an offline Circularo) is imported lazily on first use.
+The core (``signing``, ``models``, ``client``, ``errors``, ``store``) imports no server
+and no widget; ``Sandbox``, ``Listener`` and ``EventStore`` load on first use.
 """
 
 from __future__ import annotations
@@ -19,6 +19,7 @@ from .errors import (
     ConfigurationError,
     ConflictError,
     InternalServerError,
+    ListenerError,
     NotFoundError,
     PermissionDeniedError,
     RateLimitError,
@@ -27,10 +28,12 @@ from .errors import (
     UnexpectedResponseError,
 )
 from .models import EVENT_TYPES, WEBHOOK_TYPES, ApiKey, Webhook, WebhookList
-from .signing import SIGNATURE_HEADER, sign, verify
+from .signing import SIGNATURE_HEADER, Verifier, sign, verify
 
 if TYPE_CHECKING:
+    from .listener import Listener
     from .sandbox import Sandbox
+    from .store import EventStore
 
 __version__ = "0.1.0"
 
@@ -49,8 +52,11 @@ __all__ = [
     "CircularoError",
     "ConfigurationError",
     "ConflictError",
+    "EventStore",
     "Exchange",
     "InternalServerError",
+    "Listener",
+    "ListenerError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -58,6 +64,7 @@ __all__ = [
     "TokenExpiredError",
     "TransportError",
     "UnexpectedResponseError",
+    "Verifier",
     "Webhook",
     "WebhookList",
     "__version__",
@@ -66,9 +73,13 @@ __all__ = [
 ]
 
 
-def __getattr__(name: str) -> Any:
-    if name == "Sandbox":
-        from .sandbox import Sandbox
+_LAZY = {"Sandbox": "sandbox", "Listener": "listener", "EventStore": "store"}
 
-        return Sandbox
+
+def __getattr__(name: str) -> Any:
+    """Servers (and pandas) load on first use, so ``import circtoolkit`` stays light."""
+    if name in _LAZY:
+        from importlib import import_module
+
+        return getattr(import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'circtoolkit' has no attribute {name!r}")

@@ -18,7 +18,8 @@ from urllib.parse import quote, urlsplit
 
 import httptools
 
-__all__ = ["Connection", "Origin", "RequestHead", "request_head"]
+__all__ = ["TRANSPORT_ERRORS", "Connection", "Origin", "RequestHead", "describe",
+           "request_head"]
 
 MAX_RESPONSE_BYTES = 1024 * 1024
 USER_AGENT = "circtoolkit/0.1"
@@ -60,20 +61,26 @@ def request_head(url: str) -> RequestHead:
 class _Response:
     """httptools callbacks collecting one response."""
 
-    __slots__ = ("complete", "keep_alive", "parser", "size")
+    __slots__ = ("complete", "delimited", "headers_done", "keep_alive", "parser", "size")
 
     def __init__(self) -> None:
         self.complete = False
         self.keep_alive = True
+        self.delimited = False  # by Content-Length or chunks, rather than by closing
+        self.headers_done = False
         self.size = 0
         self.parser = httptools.HttpResponseParser(self)
 
     def on_header(self, name: bytes, value: bytes) -> None:
-        if name.lower() == b"connection" and value.lower() == b"close":
+        name = name.lower()
+        if name == b"connection" and value.lower() == b"close":
             self.keep_alive = False
+        elif name in (b"content-length", b"transfer-encoding"):
+            self.delimited = True
 
     def on_headers_complete(self) -> None:
         # asked here: once the message is complete the parser has reset
+        self.headers_done = True
         self.keep_alive = self.keep_alive and self.parser.should_keep_alive()
 
     def on_body(self, body: bytes) -> None:
@@ -101,10 +108,12 @@ class Connection:
         """
         request = b"".join((head.prefix, b"Content-Length: ", str(len(body)).encode(), b"\r\n",
                             extra_headers, b"\r\n", body))
+        if self._writer is not None and self._writer.is_closing():
+            self.close()  # the server (or a reset) closed it while idle
         reused = self._writer is not None
         try:
             return await self._roundtrip(request)
-        except (OSError, EOFError, httptools.HttpParserError, ValueError):
+        except (OSError, EOFError, httptools.HttpParserError, ValueError, RuntimeError):
             self.close()
             if not reused:
                 raise
@@ -125,12 +134,14 @@ class Connection:
             while not response.complete:
                 data = await reader.read(65536)
                 if not data:
+                    if response.headers_done and not response.delimited:
+                        break  # an HTTP/1.0-style body ends where the connection does
                     raise EOFError("connection closed before a full response")
                 parser.feed_data(data)
         except BaseException:
             self.close()
             raise
-        if not response.keep_alive:
+        if not response.keep_alive or not response.complete:
             self.close()
         return parser.get_status_code()
 
@@ -138,6 +149,9 @@ class Connection:
         if self._writer is not None:
             self._writer.close()
         self._reader = self._writer = None
+
+
+TRANSPORT_ERRORS = (OSError, EOFError, ValueError, RuntimeError, httptools.HttpParserError)
 
 
 def describe(exc: BaseException) -> str:

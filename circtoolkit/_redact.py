@@ -9,6 +9,7 @@ from typing import Any
 __all__ = ["install_log_redaction", "mask", "redact", "redact_json"]
 
 _TOKEN_IN_QUERY = re.compile(r"(?i)([?&;]token=)[^&\s'\"<>#)]*")
+_KEY_IN_PATH = re.compile(r"(/api/key/)[^/?#\s'\"<>)]+")
 SECRET_FIELDS = frozenset({"token", "password", "hmacSecret", "hmac_secret"})
 
 
@@ -23,8 +24,10 @@ def mask(secret: str | None, *, keep: int = 4) -> str:
 
 
 def redact(text: str, *secrets: str | None) -> str:
-    """``text`` with every ``token=`` query value and every given secret masked."""
+    """``text`` with every ``token=`` query value, every API key in a ``/api/key/`` path,
+    and every given secret masked."""
     text = _TOKEN_IN_QUERY.sub(r"\1****", text)
+    text = _KEY_IN_PATH.sub(r"\1****", text)
     for secret in secrets:
         if secret:
             text = text.replace(secret, mask(secret))

@@ -7,6 +7,7 @@ that already handles ``requests`` errors keeps working::
     CircularoError
     ├── ConfigurationError        (also ValueError)  bad arguments: base URL, secrets, ...
     ├── ApiProblem                (circtoolkit.sandbox) the sandbox's error answers, inside it
+    ├── ListenerError             the listener's thread failed (storage, a callback)
     └── TransportError            (also requests.RequestException)
         ├── APIConnectionError    (also requests.ConnectionError)  refused, DNS, reset, ...
         │   └── APITimeoutError   (also requests.Timeout)           no answer within timeout
@@ -42,6 +43,7 @@ __all__ = [
     "ConfigurationError",
     "ConflictError",
     "InternalServerError",
+    "ListenerError",
     "NotFoundError",
     "PermissionDeniedError",
     "RateLimitError",
@@ -58,6 +60,11 @@ class CircularoError(Exception):
 
 class ConfigurationError(CircularoError, ValueError):
     """An argument is unusable (a malformed base URL, an empty secret list, ...)."""
+
+
+class ListenerError(CircularoError):
+    """Something failed in a listener's thread (storage, an on_event callback); raised in
+    the caller's thread by the listener's next call."""
 
 
 class TransportError(CircularoError, requests.RequestException):

@@ -27,7 +27,7 @@ import requests as http
 
 from ._http1 import Connection, describe, request_head
 from ._server import BackgroundServer
-from .errors import CircularoError, ConfigurationError
+from .errors import ConfigurationError, ListenerError
 from .signing import SIGNATURE_HEADER, Verifier
 from .store import EventStore, PendingRequest, encode_headers
 
@@ -40,10 +40,6 @@ _HOP_BY_HOP = frozenset({b"host", b"content-length", b"connection", b"transfer-e
 _SIGNATURE = SIGNATURE_HEADER.encode()
 
 log = logging.getLogger("circtoolkit.listener")
-
-
-class ListenerError(CircularoError):
-    """Something failed in the listener's thread (storage, a callback); raised in yours."""
 
 
 class _Verdict(Exception):

@@ -182,13 +182,18 @@ def test_410_gone_disables_the_webhook(live: Sandbox) -> None:
 
 
 def test_deleting_a_webhook_cancels_its_pending_retries(clock: FakeClock) -> None:
-    with Receiver(status=500) as broken, Sandbox(clock=clock, retry_schedule=(0.3,) * 5) as live:
+    # retries an hour apart: settling must not wait for them
+    with Receiver(status=500) as broken, Sandbox(clock=clock, retry_schedule=(3600,) * 5) as live:
         client = live.client(ACME_ADMIN)
         hook = client.create_webhook(broken.url)
         live.trigger("documentCompleted")
         broken.wait_for(1, timeout=10)
+        for _ in range(100):  # the failed attempt is recorded, its retry an hour away
+            if live.deliveries()["status_code"].tolist() == [500]:
+                break
+            threading.Event().wait(0.02)
         client.delete_webhook(hook)
-        live.wait_for_deliveries(10)
+        live.wait_for_deliveries(2)
         assert len(broken.requests) == 1
         assert live.deliveries(attempts=False)["state"].astype(str).tolist() == ["cancelled"]
 
@@ -296,3 +301,120 @@ def test_the_api_and_deliveries_survive_a_hung_receiver(clock: FakeClock) -> Non
         assert requests.get(live.url + "/openapi.json", timeout=5).status_code == 200
         gate.set()
         live.wait_for_deliveries(10)
+
+
+def test_a_connection_reset_while_idle_is_survived(live: Sandbox) -> None:
+    """A receiver that resets idle keep-alive connections (as load balancers do): the
+    next delivery notices the dead connection and opens a new one."""
+    import asyncio
+    import struct
+
+    hits: list[int] = []
+    port: list[int] = []
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        while True:
+            try:
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 0.1)
+            except (TimeoutError, asyncio.IncompleteReadError):
+                sock = writer.get_extra_info("socket")
+                sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+                writer.close()  # RST, not FIN
+                return
+            length = next(int(line.split(b":")[1]) for line in head.split(b"\r\n")
+                          if line.lower().startswith(b"content-length"))
+            await reader.readexactly(length)
+            hits.append(1)
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            await writer.drain()
+
+    stop = threading.Event()
+
+    def serve() -> None:
+        async def main() -> None:
+            server = await asyncio.start_server(handle, "127.0.0.1", 0)
+            port.append(server.sockets[0].getsockname()[1])
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            server.close()
+
+        asyncio.run(main())
+
+    thread = threading.Thread(target=serve, daemon=True)
+    thread.start()
+    while not port:
+        threading.Event().wait(0.01)
+    live.client(ACME_ADMIN).create_webhook(f"http://127.0.0.1:{port[0]}/hook")
+    try:
+        for _ in range(3):
+            live.trigger("documentSigned")
+            live.wait_for_deliveries(5)
+            threading.Event().wait(0.4)  # the receiver resets the idle connection meanwhile
+        summary = live.deliveries(attempts=False)
+    finally:
+        stop.set()
+        thread.join(5)
+    assert summary["state"].astype(str).tolist() == ["delivered"] * 3
+    assert len(hits) == 3
+
+
+def test_a_response_delimited_by_closing_the_connection_counts(live: Sandbox) -> None:
+    """HTTP/1.0-style answers without Content-Length (Python's http.server) are fine."""
+    import http.server
+
+    class OldStyle(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(200)
+            self.end_headers()
+            self.wfile.write(b"thanks")
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), OldStyle)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        live.client(ACME_ADMIN).create_webhook(f"http://127.0.0.1:{server.server_port}/hook")
+        live.trigger("documentSigned")
+        live.trigger("documentCompleted")
+        live.wait_for_deliveries(10)
+        attempts = live.deliveries()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert attempts["status_code"].tolist() == [200, 200]
+    assert attempts["attempt"].tolist() == [1, 1]
+
+
+def test_deliveries_emitted_before_start_are_sent_once(clock: FakeClock) -> None:
+    with Receiver() as rx:
+        sandbox = Sandbox(clock=clock, retry_schedule=FAST_RETRY_SCHEDULE)
+        admin = sandbox.state.login("admin@acme.test", "sandbox")
+        assert admin  # a webhook and events before the sandbox serves or delivers
+        from circtoolkit.sandbox.state import Principal
+
+        principal = sandbox.state.authenticate(admin[0])
+        assert isinstance(principal, Principal)
+        sandbox.state.create_webhook(principal, {"type": "organization", "callbackUrl": rx.url})
+        sandbox.trigger("documentCreated")
+        sandbox.trigger("documentSigned")
+        with sandbox:
+            sandbox.wait_for_deliveries(10)
+            assert len(rx.requests) == 2
+            assert sandbox.engine.outstanding == 0
+
+
+def test_api_keys_never_reach_the_sandbox_log(sandbox: Sandbox,
+                                              caplog: pytest.LogCaptureFixture) -> None:
+    import logging
+
+    client = sandbox.client(ACME_ADMIN)
+    key = client.create_api_key()
+    with caplog.at_level(logging.INFO, logger="circtoolkit.sandbox"):
+        client.revoke_api_key(key)
+        with pytest.raises(Exception, match="404"):
+            client.revoke_api_key(key)
+    lines = [record.getMessage() for record in caplog.records]
+    assert any("/api/key/****" in line for line in lines)
+    assert all(key.key not in line for line in lines)

@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 import requests
 
-from circtoolkit import sign
-from circtoolkit.listener import Listener, ListenerError
+from circtoolkit import ListenerError, sign
+from circtoolkit.listener import Listener
 from circtoolkit.sandbox import FAST_RETRY_SCHEDULE, Sandbox
 from circtoolkit.sandbox.receiver import Receiver
 from circtoolkit.store import EventStore

@@ -15,9 +15,11 @@ EXPECTED_ALL = {
     "DEFAULT_BASE_URL", "EVENT_TYPES", "SIGNATURE_HEADER", "WEBHOOK_TYPES",
     "APIConnectionError", "APIStatusError", "APITimeoutError", "ApiKey", "AuthenticationError",
     "BadRequestError", "CircularoClient", "CircularoError", "ConfigurationError",
-    "ConflictError", "Exchange", "InternalServerError", "NotFoundError",
+    "ConflictError", "EventStore", "Exchange", "InternalServerError", "Listener",
+    "ListenerError", "NotFoundError",
     "PermissionDeniedError", "RateLimitError", "Sandbox", "TokenExpiredError",
-    "TransportError", "UnexpectedResponseError", "Webhook", "WebhookList", "__version__",
+    "TransportError", "UnexpectedResponseError", "Verifier", "Webhook", "WebhookList",
+    "__version__",
     "sign", "verify",
 }
 
@@ -34,7 +36,8 @@ def test_core_imports_no_server_or_widget() -> None:
 
     code = ("import sys, circtoolkit, circtoolkit.client, circtoolkit.signing; "
             "print(sorted(m for m in sys.modules if m.split('.')[0] in "
-            "('uvicorn', 'starlette', 'ipywidgets') or m.startswith('circtoolkit.sandbox')))")
+            "('uvicorn', 'starlette', 'ipywidgets') or m.startswith('circtoolkit.sandbox')"
+            " or m == 'circtoolkit.listener'))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "[]"
@@ -47,7 +50,7 @@ def test_one_exception_tree_drawn_in_the_docstring() -> None:
         return [cls, *(sub for child in cls.__subclasses__() for sub in family(child))]
 
     classes = family(errors.CircularoError)
-    assert len(classes) == 16
+    assert len(classes) == 17
     doc = errors.__doc__ or ""
     for cls in classes:
         assert cls.__name__ in doc, cls

@@ -26,9 +26,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-import httptools
-
-from .._http1 import Connection, Origin, describe, request_head
+from .._http1 import TRANSPORT_ERRORS, Connection, Origin, describe, request_head
 from ..models import format_timestamp
 from ..signing import sign
 from .state import TENANT, SandboxState
@@ -178,6 +176,13 @@ class Outbox:
         self.submit(jobs)
 
 
+def result_attempted(outcome: str, job: Job, status: int | None, error: str | None) -> bool:
+    """Whether a result stands for a real attempt (cancelled and unsendable ones do not)."""
+    if outcome == "cancelled":
+        return status is not None or error is not None
+    return not (outcome == "failed" and job.attempts == 0)
+
+
 class _Lane:
     """The deliveries waiting for one origin, and the workers sending them."""
 
@@ -186,6 +191,7 @@ class _Lane:
         self.queue: deque[Job] = deque()
         self.wakeup = asyncio.Event()
         self.workers = 0
+        self.busy = 0
 
 
 _Result = tuple[Job, float, int | None, float, str | None, str, float | None]
@@ -223,37 +229,48 @@ class DeliveryEngine:
         self._idle = threading.Condition()
         self._failure: BaseException | None = None
         self._random = random.Random()
+        self._accepting = False
+        self._early: list[Job] = []
+        self._timers: dict[int, tuple[asyncio.TimerHandle, Job]] = {}
+        state.webhook_removed.append(self._webhook_removed)
 
     # -- lifecycle (caller's thread) -------------------------------------------------
 
     def start(self) -> None:
-        """Start the thread and resume every delivery still pending in the database."""
-        ready = threading.Event()
-        self._thread = threading.Thread(target=self._run, args=(ready,),
-                                        name="circtoolkit-delivery", daemon=True)
-        self._thread.start()
-        ready.wait(10)
+        """Start the thread and resume every delivery still pending in the database.
+
+        Pending rows are read under the state's lock, and new deliveries are taken from
+        that moment on: a commit is either before the read (resumed) or after (taken),
+        never both and never neither.
+        """
         with self.state.lock:
             rows = self.state.db.execute(
                 "SELECT seq, id, webhook_id, callback_url, body, signature, attempts, next_at"
                 " FROM deliveries WHERE state = 'pending' ORDER BY seq").fetchall()
+            with self._idle:
+                self._accepting = True
         now = time.time()
-        due = []
+        due, later = [], []
         for row in rows:
             job = Job(row["seq"], row["id"], row["webhook_id"], row["callback_url"],
                       bytes(row["body"]), row["signature"], row["attempts"])
             wait = (row["next_at"] or 0) - now
-            if wait <= 0:
-                due.append(job)
-            else:
-                self._count(1)
-                self._call(self._retry_later, job, wait)
-        self.submit(due)
+            (due if wait <= 0 else later).append((job, wait))
+        self._count(len(rows))
+        with self._idle:
+            self._early[:0] = [job for job, _ in due]
+        ready = threading.Event()
+        self._thread = threading.Thread(target=self._run, args=(ready, later),
+                                        name="circtoolkit-delivery", daemon=True)
+        self._thread.start()
+        ready.wait(10)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop sending; what is not delivered stays pending in the database."""
         if self._loop is None or self._thread is None:
             return
+        with self._idle:
+            self._accepting = False
         self._call(self._begin_stop)
         self._thread.join(timeout)
         self._loop = None
@@ -261,10 +278,17 @@ class DeliveryEngine:
             self._idle.notify_all()
 
     def submit(self, jobs: list[Job]) -> None:
-        """Hand new deliveries to the engine (any thread)."""
+        """Hand new deliveries to the engine (any thread). Before ``start()`` they stay
+        pending in the database, and ``start()`` resumes them."""
         if not jobs:
             return
-        self._count(len(jobs))
+        with self._idle:
+            if not self._accepting:
+                return
+            self._outstanding += len(jobs)
+            if self._loop is None:
+                self._early.extend(jobs)
+                return
         self._call(self._accept, jobs)
 
     def wait_idle(self, timeout: float) -> bool:
@@ -303,26 +327,31 @@ class DeliveryEngine:
 
     # -- the engine's thread ---------------------------------------------------------
 
-    def _run(self, ready: threading.Event) -> None:
+    def _run(self, ready: threading.Event, later: list[tuple[Job, float]]) -> None:
         try:
             import uvloop
 
             loop: asyncio.AbstractEventLoop = uvloop.new_event_loop()
         except ImportError:  # pragma: no cover - uvloop is not on every platform
             loop = asyncio.new_event_loop()
-        self._loop = loop
         try:
-            loop.run_until_complete(self._main(ready))
+            loop.run_until_complete(self._main(ready, later))
         except BaseException as exc:
             self._failure = exc
             log.exception("delivery engine failed")
         finally:
             loop.close()
 
-    async def _main(self, ready: threading.Event) -> None:
+    async def _main(self, ready: threading.Event, later: list[tuple[Job, float]]) -> None:
         self._stopped = asyncio.Event()
         background = [asyncio.ensure_future(self._flush_periodically()),
                       asyncio.ensure_future(self._sweep_periodically())]
+        with self._idle:
+            self._loop = asyncio.get_running_loop()
+            early, self._early = self._early, []
+        for job, wait in later:
+            self._retry_later(job, wait)
+        self._accept(early)
         ready.set()
         try:
             await self._stopped.wait()
@@ -356,17 +385,39 @@ class DeliveryEngine:
             lane.queue.append(job)
             touched.add(lane)
         for lane in touched:
-            while lane.workers < min(self.max_connections_per_origin, len(lane.queue)):
+            # a new worker whenever the queue is longer than the idle workers can take
+            while (lane.workers < self.max_connections_per_origin
+                   and lane.workers - lane.busy < len(lane.queue)):
                 lane.workers += 1
                 self._spawn(self._worker(lane))
             lane.wakeup.set()
 
     def _retry_later(self, job: Job, delay: float) -> None:
         assert self._loop is not None
-        self._loop.call_later(delay, self._requeue, job)
+        handle = self._loop.call_later(delay, self._requeue, job)
+        self._timers[job.seq] = (handle, job)
 
     def _requeue(self, job: Job) -> None:
+        self._timers.pop(job.seq, None)
         self._accept([job])
+
+    def _webhook_removed(self, webhook_id: str) -> None:
+        """A webhook was deleted or disabled: settle its waiting deliveries now."""
+        self._call(self._cancel_webhook, webhook_id)
+
+    def _cancel_webhook(self, webhook_id: str) -> None:
+        now = time.time()
+        for seq, (handle, job) in list(self._timers.items()):
+            if job.webhook_id == webhook_id:
+                handle.cancel()
+                del self._timers[seq]
+                self._record(job, now, None, 0.0, None, "cancelled", None)
+        for lane in self._lanes.values():
+            kept = [job for job in lane.queue if job.webhook_id != webhook_id]
+            for job in lane.queue:
+                if job.webhook_id == webhook_id:
+                    self._record(job, now, None, 0.0, None, "cancelled", None)
+            lane.queue = deque(kept)
 
     async def _worker(self, lane: _Lane) -> None:
         connection = Connection(lane.origin)
@@ -378,9 +429,15 @@ class DeliveryEngine:
                         async with asyncio.timeout(self.idle_worker_timeout):
                             await lane.wakeup.wait()
                     except TimeoutError:
+                        if lane.queue:  # work arrived in the same pass as the timeout
+                            continue
                         return
                     continue
-                await self._attempt(connection, lane.queue.popleft())
+                lane.busy += 1
+                try:
+                    await self._attempt(connection, lane.queue.popleft())
+                finally:
+                    lane.busy -= 1
         finally:
             lane.workers -= 1
             connection.close()
@@ -398,16 +455,24 @@ class DeliveryEngine:
         try:
             async with asyncio.timeout(self.timeout):
                 status = await connection.post(request_head(job.url), job.body, extra)
-        except (OSError, EOFError, ValueError, TimeoutError, httptools.HttpParserError) as exc:
+        except TimeoutError:
             connection.close()
-            error = describe(exc) if not isinstance(exc, TimeoutError) else \
-                f"timed out after {self.timeout:g} s"
+            error = f"timed out after {self.timeout:g} s"
+        except TRANSPORT_ERRORS as exc:
+            connection.close()
+            error = describe(exc)
+        except Exception as exc:  # a bug must cost one attempt, never the delivery
+            connection.close()
+            log.exception("delivery attempt failed unexpectedly")
+            error = f"internal error: {type(exc).__name__}"
         latency = time.perf_counter() - clock
         job.attempts += 1
         if status is not None and 200 <= status < 300:
             outcome, next_at = "delivered", None
         elif status == 410:
             outcome, next_at = "gone", None
+        elif job.webhook_id not in self.state.hooks:  # deleted while this attempt ran
+            outcome, next_at = "cancelled", None
         elif job.attempts <= len(self.retry_schedule):
             delay = self.retry_schedule[job.attempts - 1]
             delay *= 1 + self._random.uniform(-JITTER, JITTER)
@@ -428,7 +493,12 @@ class DeliveryEngine:
     async def _flush_periodically(self) -> None:
         while True:
             await asyncio.sleep(0.02)
-            self._flush()
+            try:
+                self._flush()
+            except Exception as exc:  # kept for the next try, and reported through check()
+                log.exception("could not record delivery results")
+                self._failure = exc
+                await asyncio.sleep(0.5)
 
     async def _sweep_periodically(self) -> None:
         if self.sweep is None:
@@ -445,12 +515,20 @@ class DeliveryEngine:
         if not self._results:
             return
         results, self._results = self._results, []
+        try:
+            self._write(results)
+        except BaseException:
+            self._results[:0] = results  # not lost: written with the next flush
+            raise
+        self._count(-sum(1 for result in results if result[5] != "pending"))
+
+    def _write(self, results: list[_Result]) -> None:
         now = time.time()
         attempts = []
         updates = []
         gone: list[str] = []
         for job, started, status, latency, error, outcome, next_at in results:
-            if outcome != "cancelled" and not (outcome == "failed" and job.attempts == 0):
+            if started and result_attempted(outcome, job, status, error):
                 attempts.append((job.seq, job.attempts, started, status,
                                  round(latency * 1000, 3), error))
             if outcome == "gone":
@@ -463,7 +541,6 @@ class DeliveryEngine:
             for webhook_id in gone:
                 if self.state.disable_webhook(webhook_id):
                     log.info("webhook %s answered 410 Gone: disabled", webhook_id)
-        self._count(-sum(1 for result in results if result[5] != "pending"))
 
 
 _DELIVERY_COLUMNS = (

@@ -220,6 +220,7 @@ class SandboxState:
             self._db.execute("ALTER TABLE webhooks ADD COLUMN disabled_at REAL")
         self._depth = 0
         self._participants: list[TransactionParticipant] = []
+        self.webhook_removed: list[Callable[[str], None]] = []
         self.hooks: dict[str, HookTarget] = {
             row["id"]: _hook_target(row)
             for row in self._db.execute("SELECT * FROM webhooks WHERE disabled_at IS NULL")
@@ -253,21 +254,27 @@ class SandboxState:
             self._depth += 1
             try:
                 yield self._db
-            except BaseException:
-                self._depth -= 1
-                self._db.execute("ROLLBACK" if outermost else f"ROLLBACK TO {savepoint}")
-                if not outermost:
+                if outermost:
+                    self._db.execute("COMMIT")
+                else:
                     self._db.execute(f"RELEASE {savepoint}")
-                for participant, mark in zip(self._participants, marks, strict=True):
-                    participant.rollback(mark)
+            except BaseException:
+                try:
+                    if outermost:
+                        if self._db.in_transaction:  # SQLite may have rolled back itself
+                            self._db.execute("ROLLBACK")
+                    else:
+                        self._db.execute(f"ROLLBACK TO {savepoint}")
+                        self._db.execute(f"RELEASE {savepoint}")
+                finally:
+                    for participant, mark in zip(self._participants, marks, strict=True):
+                        participant.rollback(mark)
                 raise
-            self._depth -= 1
-            if not outermost:
-                self._db.execute(f"RELEASE {savepoint}")
-                return
-            self._db.execute("COMMIT")
-        for participant in self._participants:
-            participant.commit()
+            finally:
+                self._depth -= 1
+            if outermost:  # still under the lock: nothing can stage in between
+                for participant in self._participants:
+                    participant.commit()
 
     def join(self, participant: TransactionParticipant) -> None:
         """Have ``participant`` follow every transaction's savepoints and outcome."""
@@ -279,7 +286,12 @@ class SandboxState:
             changed = db.execute("UPDATE webhooks SET disabled_at = ? WHERE id = ? AND"
                                  " disabled_at IS NULL", (self.clock(), webhook_id)).rowcount
             self.hooks.pop(webhook_id, None)
+        self._removed(webhook_id)
         return bool(changed)
+
+    def _removed(self, webhook_id: str) -> None:
+        for callback in self.webhook_removed:
+            callback(webhook_id)
 
     # -- sessions and keys -----------------------------------------------------------
 
@@ -464,6 +476,7 @@ class SandboxState:
         with self.transaction() as db:
             db.execute("DELETE FROM webhooks WHERE id = ?", (webhook_id,))
             self.hooks.pop(webhook_id, None)
+        self._removed(webhook_id)
 
     def _now_text(self) -> str:
         return format_timestamp(datetime.fromtimestamp(self.clock(), UTC))
