@@ -5,9 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
+import queue
 import signal
 import sys
 import threading
+import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, TextIO
 
@@ -182,6 +185,66 @@ def _receive_notifications(sandbox: Sandbox, client: CircularoClient, out: TextI
         client.delete_webhook(webhook)
 
 
+SECRET_ENVIRONMENT = "CIRCTOOLKIT_SECRET"  # noqa: S105 - a variable name, not a secret
+
+
+def _secrets(given: list[str] | None) -> list[str] | None:
+    """--secret values, else the environment's (one per line), else None."""
+    if given:
+        return given
+    from_environment = os.environ.get(SECRET_ENVIRONMENT, "")
+    found = [line for line in from_environment.splitlines() if line]
+    return found or None
+
+
+def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
+    """Receive webhooks in the foreground, a line per request, until Ctrl-C or SIGTERM."""
+    from .listener import Listener
+
+    secrets = _secrets(args.secret)
+    listener = Listener(secrets, host=args.host, port=args.port, path=args.path, db=args.db,
+                        forward_to=args.forward_to, relay=args.relay, max_body=args.max_body,
+                        tolerance=args.tolerance)
+    lines: queue.SimpleQueue[str] = queue.SimpleQueue()
+
+    def describe(request: dict) -> None:
+        stamp = time.strftime("%H:%M:%S")
+        if request["verdict"] == "rejected":
+            lines.put(f"{stamp}  {request['status']} rejected: {request['reason']}")
+            return
+        mark = ("verified" if request["verified"] else "unverified")
+        again = "  (again)" if request["verdict"] == "duplicate" else ""
+        lines.put(f"{stamp}  {request['status']} {request['event']:<28} "
+                  f"{request['documentId'][:8]:<9} {request['actor']:<24} {mark} "
+                  f"#{request['event_id']}{again}")
+
+    if not args.quiet:
+        listener.on_request(describe)
+    listener.start()
+    print(f"circtoolkit listen {__version__}: webhook callback URL {listener.url}", file=out)
+    checks = (f"signatures checked against {len(secrets)} secret(s)" if secrets
+              else "no secret: events are accepted unverified")
+    print(f"{checks}; stored {'in ' + args.db if args.db else 'in memory (use --db FILE)'}",
+          file=out)
+    if args.forward_to:
+        print(f"forwarding to {args.forward_to}", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+
+    def alive() -> bool:
+        while True:
+            try:
+                print(lines.get_nowait(), file=out, flush=True)
+            except queue.Empty:
+                return listener.is_running
+
+    status = _wait_for_signal(alive)
+    listener.stop()
+    alive()
+    print(f"listener stopped; {listener.store.counts()['accepted']} events held", file=out,
+          flush=True)
+    return status
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``circtoolkit`` command."""
     parser = argparse.ArgumentParser(
@@ -202,6 +265,29 @@ def build_parser() -> argparse.ArgumentParser:
                          help="retry failed deliveries within seconds, not days (for demos)")
     sandbox.add_argument("--quiet", action="store_true", help="do not log each request")
     sandbox.set_defaults(handler=cmd_sandbox)
+
+    listen = commands.add_parser(
+        "listen", help="receive webhooks: verify, store, print a line per request",
+        description="Receive Circularo webhooks, verify their signatures and store every "
+                    f"request. Secrets may also come from ${SECRET_ENVIRONMENT} (one per line), "
+                    "which keeps them out of the process list.")
+    listen.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    listen.add_argument("--port", type=int, default=8001, help="port (8001; 0 picks one)")
+    listen.add_argument("--path", default="/", help="the callback path (/)")
+    listen.add_argument("--secret", action="append", metavar="S",
+                        help="HMAC secret; repeat for rotation")
+    listen.add_argument("--db", default=None, metavar="PATH",
+                        help="SQLite file that keeps every request across restarts")
+    listen.add_argument("--forward-to", default=None, metavar="URL",
+                        help="pass each accepted request on to this local app")
+    listen.add_argument("--relay", default=None, metavar="URL",
+                        help="receive through a relay channel's read URL")
+    listen.add_argument("--tolerance", type=float, default=None, metavar="SECONDS",
+                        help="reject notifications whose timestamp is further from now")
+    listen.add_argument("--max-body", type=int, default=1024 * 1024, metavar="BYTES",
+                        help="largest body accepted (1 MiB)")
+    listen.add_argument("--quiet", action="store_true", help="do not print each request")
+    listen.set_defaults(handler=cmd_listen)
 
     demo = commands.add_parser("demo", help="walk the seed's webhook steps on the sandbox",
                                description="Create, list and delete a webhook on an "

@@ -94,7 +94,9 @@ class Listener:
         self._held = threading.Condition()
         self._events = self.store.counts()["accepted"]
         self._callbacks: list[Callable[[dict[str, Any]], object]] = []
-        self._dispatch: queue.SimpleQueue[dict[str, Any] | None] = queue.SimpleQueue()
+        self._request_callbacks: list[Callable[[dict[str, Any]], object]] = []
+        self._dispatch: queue.SimpleQueue[tuple[str, dict[str, Any]] | None] = \
+            queue.SimpleQueue()
         self._dispatcher: threading.Thread | None = None
         self._forwards: asyncio.Queue[PendingRequest] | None = None
         self._error: BaseException | None = None
@@ -189,13 +191,12 @@ class Listener:
         """Call ``callback(event)`` for each new accepted event, in order, on a helper
         thread; an exception it raises is re-raised in your thread by the next call.
         Returns a function that unsubscribes it."""
-        self._callbacks.append(callback)
+        return _subscribe(self._callbacks, callback)
 
-        def unsubscribe() -> None:
-            with contextlib.suppress(ValueError):
-                self._callbacks.remove(callback)
-
-        return unsubscribe
+    def on_request(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
+        """Like ``on_event``, for every request, rejected ones included: request_id,
+        status, verdict, reason, event_id, and the event's fields when it carried one."""
+        return _subscribe(self._request_callbacks, callback)
 
     def replay(self, events: int | Iterable[int] | pd.DataFrame, *, to: str,
                timeout: float = 10.0) -> pd.DataFrame:
@@ -359,13 +360,16 @@ class Listener:
         for _, future in waiting:
             if not future.done():
                 future.set_result(None)
+        if self._request_callbacks:
+            for request, _ in waiting:
+                self._dispatch.put(("request", _request_dict(request)))
         if accepted:
             with self._held:
                 self._events += len(accepted)
                 self._held.notify_all()
             if self._callbacks:
                 for request in accepted:
-                    self._dispatch.put(_event_dict(request))
+                    self._dispatch.put(("event", _event_dict(request)))
             if self._forwards is not None:
                 for request in accepted:
                     self._forwards.put_nowait(request)
@@ -396,14 +400,36 @@ class Listener:
 
     def _run_callbacks(self) -> None:
         while True:
-            event = self._dispatch.get()
-            if event is None:
+            item = self._dispatch.get()
+            if item is None:
                 return
-            for callback in list(self._callbacks):
+            kind, data = item
+            for callback in list(self._callbacks if kind == "event" else
+                                 self._request_callbacks):
                 try:
-                    callback(event)
+                    callback(data)
                 except Exception as exc:
                     self._error = exc
+
+
+def _subscribe(callbacks: list[Callable[[dict[str, Any]], object]],
+               callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
+    callbacks.append(callback)
+
+    def unsubscribe() -> None:
+        with contextlib.suppress(ValueError):
+            callbacks.remove(callback)
+
+    return unsubscribe
+
+
+def _request_dict(request: PendingRequest) -> dict[str, Any]:
+    data: dict[str, Any] = {"request_id": request.request_seq, "status": request.status,
+                            "verdict": request.verdict, "reason": request.reason,
+                            "event_id": request.event_seq}
+    if request.event is not None:
+        data.update({k: v for k, v in _event_dict(request).items() if k != "event_id"})
+    return data
 
 
 def _header_pairs(encoded: bytes) -> list[tuple[bytes, bytes]]:
