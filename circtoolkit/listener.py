@@ -34,6 +34,7 @@ from .store import EventStore, PendingRequest, encode_headers
 __all__ = ["DEFAULT_MAX_BODY", "Listener", "ListenerError"]
 
 DEFAULT_MAX_BODY = 1024 * 1024
+COMMIT_WINDOW = 0.0005
 FIELDS = ("documentId", "event", "actor", "timestamp")
 _HOP_BY_HOP = frozenset({b"host", b"content-length", b"connection", b"transfer-encoding",
                          b"keep-alive", b"upgrade", b"te", b"trailer"})
@@ -88,7 +89,7 @@ class Listener:
         self.store = EventStore(db)
         self._writer = self.store.writer()
         self._server = BackgroundServer(self._app, host=host, port=port,
-                                        name="circtoolkit-listener")
+                                        name="circtoolkit-listener", proxy_headers=False)
         self._loop: asyncio.AbstractEventLoop | None = None
         self._waiting: list[tuple[PendingRequest, asyncio.Future[None]]] = []
         self._held = threading.Condition()
@@ -254,8 +255,9 @@ class Listener:
         size = 0
         status, verdict, reason, event = 200, "accepted", None, None
         try:
-            body, size = await self._read_body(raw_headers, receive)
-            event = self._judge(method, path, raw_headers, body)
+            header = dict(raw_headers)
+            body, size = await self._read_body(header, receive)
+            event = self._judge(method, path, header, body)
         except _Verdict as rejected:
             status, verdict, reason = rejected.status, "rejected", rejected.reason
         request = PendingRequest(received_ns, method, path, status, verdict, reason,
@@ -263,7 +265,8 @@ class Listener:
         self._writer.add(request)
         future = self._loop.create_future()
         if not self._waiting:
-            self._loop.call_soon(self._commit)
+            # group commit: requests arriving within the next half millisecond share it
+            self._loop.call_later(COMMIT_WINDOW, self._commit)
         self._waiting.append((request, future))
         try:
             await future
@@ -275,12 +278,16 @@ class Listener:
             await _answer(send, request.status, {"status": "rejected",
                                                  "reason": request.reason}, extra)
         else:
-            await _answer(send, 200, {"status": request.verdict,
-                                      "eventId": request.event_seq})
+            body = (b'{"status": "%s", "eventId": %d}'
+                    % (request.verdict.encode(), request.event_seq or 0))
+            await send({"type": "http.response.start", "status": 200,
+                        "headers": [(b"content-type", b"application/json"),
+                                    (b"content-length", b"%d" % len(body))]})
+            await send({"type": "http.response.body", "body": body})
 
-    async def _read_body(self, headers: list[tuple[bytes, bytes]], receive: Callable[..., Any]
+    async def _read_body(self, headers: dict[bytes, bytes], receive: Callable[..., Any]
                          ) -> tuple[bytes, int]:
-        declared = next((v for k, v in headers if k == b"content-length"), None)
+        declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > self.max_body:
             raise _Verdict(413, f"body of {int(declared)} bytes exceeds max_body "
                                 f"({self.max_body} bytes)")
@@ -297,7 +304,7 @@ class Listener:
                 break
         return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), size
 
-    def _judge(self, method: str, path: str, headers: list[tuple[bytes, bytes]],
+    def _judge(self, method: str, path: str, headers: dict[bytes, bytes],
                body: bytes) -> tuple[int, str, str, str, bool]:
         """The event a request carries, or the _Verdict that rejects it."""
         if path != self.path:
@@ -305,15 +312,16 @@ class Listener:
                                 f"{self.path}")
         if method != "POST":
             raise _Verdict(405, f"method {method} not allowed; webhooks are POSTed")
-        content_type = next((v for k, v in headers if k == b"content-type"), b"")
-        if content_type.split(b";", 1)[0].strip().lower() != b"application/json":
+        content_type = headers.get(b"content-type", b"")
+        if content_type != b"application/json" and \
+                content_type.split(b";", 1)[0].strip().lower() != b"application/json":
             raise _Verdict(415, "content type must be application/json, not "
                                 f"{content_type.decode('latin-1') or 'none'}")
         if self._verifier is not None:
-            signature = next((v for k, v in headers if k == _SIGNATURE), None)
+            signature = headers.get(_SIGNATURE)
             if signature is None:
                 raise _Verdict(401, f"missing {SIGNATURE_HEADER} header")
-            if not self._verifier.verify(body, signature):
+            if not self._verifier.verify_header(body, signature):
                 raise _Verdict(401, "signature does not match the body under any secret")
         try:
             payload = json.loads(body)
@@ -321,29 +329,31 @@ class Listener:
             raise _Verdict(400, f"malformed JSON: {exc}") from None
         if not isinstance(payload, dict):
             raise _Verdict(422, "the payload must be a JSON object")
-        missing = [name for name in FIELDS if name not in payload]
-        if missing:
-            raise _Verdict(422, f"payload missing field(s): {', '.join(missing)}")
-        for name in FIELDS:
-            value = payload[name]
-            if not isinstance(value, str) or not value:
-                raise _Verdict(422, f"field {name} must be a non-empty string")
         try:
-            moment = datetime.fromisoformat(payload["timestamp"])
+            document, event, actor, stamp = (payload["documentId"], payload["event"],
+                                             payload["actor"], payload["timestamp"])
+        except KeyError:
+            missing = [name for name in FIELDS if name not in payload]
+            raise _Verdict(422, f"payload missing field(s): {', '.join(missing)}") from None
+        if not (type(document) is str and type(event) is str and type(actor) is str
+                and type(stamp) is str and document and event and actor and stamp):
+            name = next(n for n in FIELDS if not isinstance(payload[n], str) or not payload[n])
+            raise _Verdict(422, f"field {name} must be a non-empty string")
+        try:
+            moment = datetime.fromisoformat(stamp)
             if moment.tzinfo is None:
                 raise ValueError("no time zone")
             ts_ms = int(moment.timestamp() * 1000)
         except ValueError:
             raise _Verdict(422, f"timestamp is not an ISO 8601 time with a zone: "
-                                f"{payload['timestamp']!r}") from None
+                                f"{stamp!r}") from None
         if self.tolerance is not None:
             skew = ts_ms / 1000 - self.clock()
             if abs(skew) > self.tolerance:
-                raise _Verdict(400, f"timestamp {payload['timestamp']} is {abs(skew):.0f} s "
+                raise _Verdict(400, f"timestamp {stamp} is {abs(skew):.0f} s "
                                     f"{'ahead' if skew > 0 else 'old'}, outside the tolerance "
                                     f"of {self.tolerance:g} s")
-        return (ts_ms, payload["event"], payload["documentId"], payload["actor"],
-                self._verifier is not None)
+        return ts_ms, event, document, actor, self._verifier is not None
 
     def _commit(self) -> None:
         waiting, self._waiting = self._waiting, []

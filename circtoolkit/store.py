@@ -14,6 +14,7 @@ separate connections; in memory (``db=None``), they share one behind a lock.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import sqlite3
@@ -61,11 +62,14 @@ CREATE TABLE IF NOT EXISTS requests (
     document    INTEGER,
     actor       INTEGER,
     verified    INTEGER,
-    deliveries  INTEGER,
-    version     INTEGER
+    deliveries  INTEGER
 );
-CREATE INDEX IF NOT EXISTS events_by_version ON requests (version) WHERE version IS NOT NULL;
-CREATE INDEX IF NOT EXISTS events_redelivered ON requests (seq) WHERE deliveries > 1;
+-- one row per duplicate delivery: readers find recounted events here, without indexes
+-- on requests that every commit would have to update
+CREATE TABLE IF NOT EXISTS recounts (
+    version INTEGER PRIMARY KEY,
+    seq     INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS strings (
     kind  INTEGER NOT NULL,
     code  INTEGER NOT NULL,
@@ -92,7 +96,7 @@ _EVENT_SELECT = ("seq, received_ns, ts_ms, event, document, actor, verified, del
 
 def encode_headers(headers: Iterable[tuple[bytes, bytes]]) -> bytes:
     """Headers as received, one ``name: value`` per line (cheaper than JSON)."""
-    return b"\n".join(name + b": " + value for name, value in headers)
+    return b"\n".join(map(b": ".join, headers))
 
 
 def decode_headers(data: bytes) -> dict[str, str]:
@@ -172,8 +176,7 @@ class StoreWriter:
         with self._lock:
             self._db.executescript(_SCHEMA)
             self._next_request = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM requests") + 1
-            self._version = self._scalar("SELECT COALESCE(MAX(version), 0) FROM requests"
-                                         " WHERE version IS NOT NULL")
+            self._version = self._scalar("SELECT COALESCE(MAX(version), 0) FROM recounts")
             sealed = self._scalar("SELECT COALESCE(MAX(last_seq), 0) FROM segments")
             self._strings = {kind: _Strings(kind) for kind in (0, 1, 2)}
             for kind, strings in self._strings.items():
@@ -189,6 +192,9 @@ class StoreWriter:
                     f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq", (sealed,))]
         self._staged: list[PendingRequest] = []
         self._staged_digests: list[bytes] = []
+        self._sealing = 0
+        self._checkpointer = (None if self.store.path is None
+                              else _Checkpointer(self.store.path, self._db))
 
     def _scalar(self, sql: str) -> int:
         return int(self._db.execute(sql).fetchone()[0])
@@ -234,7 +240,6 @@ class StoreWriter:
         for request in staged:
             if request.verdict == "accepted" and request.event is not None:
                 ts_ms, name, document, actor, verified = request.event
-                self._version += 1
                 event = (request.request_seq, request.received_ns, ts_ms,
                          event_code(name, new_strings), document_code(document, new_strings),
                          actor_code(actor, new_strings), int(verified), 1)
@@ -242,7 +247,7 @@ class StoreWriter:
                 rows.append((request.request_seq, request.received_ns, request.method,
                              request.path, request.status, request.verdict, request.reason,
                              request.event_seq, request.size, request.headers, request.body,
-                             request.digest, *event[2:], self._version))
+                             request.digest, *event[2:]))
                 continue
             if request.verdict == "duplicate":
                 self._version += 1
@@ -250,25 +255,31 @@ class StoreWriter:
             rows.append((request.request_seq, request.received_ns, request.method, request.path,
                          request.status, request.verdict, request.reason, request.event_seq,
                          request.size, request.headers, request.body, None, None, None, None,
-                         None, None, None, None))
+                         None, None, None))
+        sealed_mark = len(self._open_segment)
         try:
             with self._lock:
                 db = self._db
                 db.execute("BEGIN IMMEDIATE")
                 try:
                     db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                                   " ?, ?, ?, ?, ?, ?, ?, ?)", rows)
+                                   " ?, ?, ?, ?, ?, ?, ?)", rows)
                     if new_strings:
                         db.executemany("INSERT INTO strings VALUES (?, ?, ?)", new_strings)
                     if bumps:
-                        db.executemany("UPDATE requests SET deliveries = deliveries + 1,"
-                                       " version = ? WHERE seq = ?", bumps)
-                    open_segment = self._seal(events)
+                        db.executemany("UPDATE requests SET deliveries = deliveries + 1"
+                                       " WHERE seq = ?", [(seq,) for _, seq in bumps])
+                        db.executemany("INSERT INTO recounts VALUES (?, ?)", bumps)
+                    self._seal(events)
                     db.execute("COMMIT")
+                    self._sealed()
                 except BaseException:
-                    db.execute("ROLLBACK")
+                    if db.in_transaction:
+                        db.execute("ROLLBACK")
                     raise
         except BaseException:
+            if events and self._open_segment[sealed_mark:] == events:
+                del self._open_segment[sealed_mark:]
             self._next_request, self._version = first_request, version
             for digest in digests:
                 self._seen.pop(digest, None)
@@ -278,20 +289,30 @@ class StoreWriter:
             self._pending_strings = [s for s in new_strings if s[0] == _KIND_EVENT
                                      and s[2] in EVENT_TYPES]
             raise
-        self._open_segment = open_segment
         return staged
 
-    def _seal(self, events: Sequence[tuple[Any, ...]]) -> list[tuple[int, ...]]:
-        """The open segment with ``events`` added; full segments are written out."""
-        rows = self._open_segment + list(events)
+    def _seal(self, events: list[tuple[int, ...]]) -> None:
+        """Add ``events`` to the open segment; once full, write it out as a segment.
+
+        A sealed segment leaves the open list only after the commit succeeded (the caller
+        truncates what it added if the transaction fails)."""
+        rows = self._open_segment
+        rows.extend(events)
         size = self.store.segment_size
-        while len(rows) >= size:
-            full, rows = rows[:size], rows[size:]
-            buffer = io.BytesIO()
-            np.save(buffer, np.array(full, dtype=np.int64).T, allow_pickle=False)
-            self._db.execute("INSERT INTO segments VALUES (?, ?, ?)",
-                             (full[0][0], full[-1][0], buffer.getvalue()))
-        return rows
+        if len(rows) < size:
+            return
+        full = rows[:size]
+        buffer = io.BytesIO()
+        np.save(buffer, np.array(full, dtype=np.int64).T, allow_pickle=False)
+        self._db.execute("INSERT INTO segments VALUES (?, ?, ?)",
+                         (full[0][0], full[-1][0], buffer.getvalue()))
+        self._sealing = size
+
+    def _sealed(self) -> None:
+        """After a commit: drop what was written out as a segment from the open list."""
+        if self._sealing:
+            del self._open_segment[: self._sealing]
+            self._sealing = 0
 
     def record_forward(self, event_seq: int, target: str, status: int | None,
                        latency_ms: float, error: str | None) -> None:
@@ -302,8 +323,40 @@ class StoreWriter:
 
     def close(self) -> None:
         """Close the writer's connection (not a shared in-memory one)."""
+        if self._checkpointer is not None:
+            self._checkpointer.stop()
         if self._db is not self.store._shared:
             self._db.close()
+
+
+class _Checkpointer:
+    """Moves the WAL into the database file from a thread of its own.
+
+    SQLite would otherwise checkpoint inside a commit now and then, making that request
+    batch wait for the copy and its fsync; a passive checkpoint here never blocks the
+    writer, and the fsync waits release the GIL.
+    """
+
+    def __init__(self, path: str, writer: sqlite3.Connection, interval: float = 0.5) -> None:
+        writer.execute("PRAGMA wal_autocheckpoint = 0")
+        self._connection = _connect(path, False)
+        self._stop = threading.Event()
+        self._interval = interval
+        self._thread = threading.Thread(target=self._run, daemon=True,
+                                        name="circtoolkit-checkpoint")
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self._interval):
+            with contextlib.suppress(sqlite3.Error):
+                self._connection.execute("PRAGMA wal_checkpoint(PASSIVE)")
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(5)
+        with contextlib.suppress(sqlite3.Error):
+            self._connection.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        self._connection.close()
 
 
 class _Columns:
@@ -426,8 +479,7 @@ class EventStore:
         columns = self._columns
         changed = False
         # read the version first: a change racing with this read is patched next time
-        version = self._query("SELECT COALESCE(MAX(version), 0) FROM requests"
-                              " WHERE version IS NOT NULL")[0][0]
+        version = self._query("SELECT COALESCE(MAX(version), 0) FROM recounts")[0][0]
         known = self._last_seq
         if columns.size == 0:
             for (data,) in self._query("SELECT data FROM segments ORDER BY first_seq"):
@@ -435,11 +487,13 @@ class EventStore:
                 self._extend(block)
                 changed = True
             # segments were sealed with a delivery count of 1: bring the recounted ones in
-            updates = self._query("SELECT seq, deliveries FROM requests WHERE deliveries > 1"
-                                  " AND seq <= ?", (self._last_seq,))
+            updates = self._query("SELECT seq, deliveries FROM requests WHERE seq IN"
+                                  " (SELECT DISTINCT seq FROM recounts WHERE seq <= ?)",
+                                  (self._last_seq,))
         else:
-            updates = (self._query("SELECT seq, deliveries FROM requests WHERE version > ? AND"
-                                   " seq <= ?", (self._last_version, known))
+            updates = (self._query("SELECT seq, deliveries FROM requests WHERE seq IN"
+                                   " (SELECT DISTINCT seq FROM recounts WHERE version > ? AND"
+                                   " seq <= ?)", (self._last_version, known))
                        if version > self._last_version else [])
         rows = self._query(f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq",
                            (self._last_seq,))
