@@ -222,6 +222,8 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
         listener.on_request(describe)
     listener.start()
     print(f"circtoolkit listen {__version__}: webhook callback URL {listener.url}", file=out)
+    if args.relay:
+        print(f"(through the relay; received locally at {listener.local_url})", file=out)
     checks = (f"signatures checked against {len(secrets)} secret(s)" if secrets
               else "no secret: events are accepted unverified")
     print(f"{checks}; stored {'in ' + args.db if args.db else 'in memory (use --db FILE)'}",
@@ -242,6 +244,22 @@ def cmd_listen(args: argparse.Namespace, out: TextIO) -> int:
     alive()
     print(f"listener stopped; {listener.store.counts()['accepted']} events held", file=out,
           flush=True)
+    return status
+
+
+def cmd_relay(args: argparse.Namespace, out: TextIO) -> int:
+    """Serve a relay in the foreground until Ctrl-C or SIGTERM."""
+    from .relay import Relay
+
+    relay = Relay(host=args.host, port=args.port, db=args.db)
+    relay.start()
+    print(f"circtoolkit relay {__version__} at {relay.url}", file=out)
+    print(f"listeners: circtoolkit listen --relay {relay.url} (a channel is made and "
+          "remembered in --db); senders: the channel's inbox URL", file=out)
+    print("Press Ctrl-C to stop.", file=out, flush=True)
+    status = _wait_for_signal(lambda: relay.is_running)
+    relay.stop()
+    print("relay stopped", file=out, flush=True)
     return status
 
 
@@ -281,13 +299,24 @@ def build_parser() -> argparse.ArgumentParser:
     listen.add_argument("--forward-to", default=None, metavar="URL",
                         help="pass each accepted request on to this local app")
     listen.add_argument("--relay", default=None, metavar="URL",
-                        help="receive through a relay channel's read URL")
+                        help="receive through a relay: its root URL (a channel is made and "
+                             "remembered in --db) or a channel's listen URL")
     listen.add_argument("--tolerance", type=float, default=None, metavar="SECONDS",
                         help="reject notifications whose timestamp is further from now")
     listen.add_argument("--max-body", type=int, default=1024 * 1024, metavar="BYTES",
                         help="largest body accepted (1 MiB)")
     listen.add_argument("--quiet", action="store_true", help="do not print each request")
     listen.set_defaults(handler=cmd_listen)
+
+    relay = commands.add_parser(
+        "relay", help="serve a tunnel-style relay for listeners with no public address",
+        description="Serve a relay: senders POST to a channel's inbox, listeners read the "
+                    "channel's stream with its read key.")
+    relay.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    relay.add_argument("--port", type=int, default=8002, help="port (8002; 0 picks one)")
+    relay.add_argument("--db", default=None, metavar="PATH",
+                       help="SQLite file that keeps channels and messages across restarts")
+    relay.set_defaults(handler=cmd_relay)
 
     demo = commands.add_parser("demo", help="walk the seed's webhook steps on the sandbox",
                                description="Create, list and delete a webhook on an "

@@ -28,6 +28,7 @@ import requests as http
 from ._http1 import Connection, describe, request_head
 from ._server import BackgroundServer
 from .errors import ConfigurationError, ListenerError
+from .relay import RelayClient, create_channel, parse_listen_url
 from .signing import SIGNATURE_HEADER, Verifier
 from .store import EventStore, PendingRequest, encode_headers
 
@@ -60,7 +61,10 @@ class Listener:
     ``forward_to`` a URL that each accepted notification is passed on to, with its
     original body and headers; ``max_body`` the largest body accepted (413 above);
     ``tolerance`` seconds by which a notification's ``timestamp`` may differ from now
-    (replay protection; None: any). ``url`` is the callback URL to register.
+    (replay protection; None: any); ``relay`` a relay to receive through, for a machine
+    with no public address: a relay's root URL (a channel is made there and remembered
+    in ``db``) or a channel's listen URL (see ``circtoolkit.relay``).
+    ``url`` is the callback URL to register.
     """
 
     def __init__(self, secret: str | Iterable[str] | None = None, *, host: str = "127.0.0.1",
@@ -84,9 +88,16 @@ class Listener:
         self.max_body = max_body
         self.tolerance = tolerance
         self.forward_to = forward_to
-        self.relay = relay
-        self.clock = clock
         self.store = EventStore(db)
+        if relay is not None and "/stream/" not in relay:
+            # a relay's root URL: this store's channel there (made once, then remembered)
+            relay = self.store.relay_channel(relay.rstrip("/"),
+                                             lambda root: create_channel(root).listen_url)
+        if relay is not None:
+            parse_listen_url(relay)  # a clear error now rather than in a thread later
+        self.relay = relay
+        self._relay_client: RelayClient | None = None
+        self.clock = clock
         self._writer = self.store.writer()
         self._server = BackgroundServer(self._app, host=host, port=port,
                                         name="circtoolkit-listener", proxy_headers=False)
@@ -115,11 +126,27 @@ class Listener:
         self._dispatcher.start()
         self._server.start()
         self._started = True
+        if self.relay is not None:
+            self._relay_client = RelayClient(
+                self.relay, self.local_url, load_cursor=self.store.relay_cursor,
+                save_cursor=self.store.save_relay_cursor, on_error=self._relay_failed)
+            self._relay_client.start()
         return self
+
+    def _relay_failed(self, error: BaseException) -> None:
+        self._error = error
+
+    @property
+    def relay_connected(self) -> bool:
+        """Whether the relay stream is connected (False without a relay)."""
+        return self._relay_client is not None and self._relay_client.connected.is_set()
 
     def stop(self) -> None:
         """Stop serving (what was answered 2xx is stored) and re-raise a thread's error."""
         if self._started:
+            if self._relay_client is not None:
+                self._relay_client.stop()
+                self._relay_client = None
             self._server.stop()
             self._dispatch.put(None)
             if self._dispatcher is not None:
@@ -141,7 +168,15 @@ class Listener:
 
     @property
     def url(self) -> str:
-        """The callback URL to register with Circularo."""
+        """The callback URL to register with Circularo: the relay channel's inbox when
+        receiving through a relay, else this listener's own address."""
+        if self.relay is not None:
+            return parse_listen_url(self.relay)[0].replace("/stream/", "/in/", 1)
+        return self.local_url
+
+    @property
+    def local_url(self) -> str:
+        """This listener's own address (loopback by default)."""
         return self._server.root_url + self.path
 
     def __repr__(self) -> str:

@@ -20,7 +20,7 @@ import io
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -83,6 +83,14 @@ CREATE TABLE IF NOT EXISTS forwards (
     status      INTEGER,
     latency_ms  REAL NOT NULL,
     error       TEXT
+);
+CREATE TABLE IF NOT EXISTS relay_channels (
+    relay      TEXT PRIMARY KEY,
+    listen_url TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS relay_cursors (
+    channel TEXT PRIMARY KEY,
+    seq     INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS segments (
     first_seq INTEGER PRIMARY KEY,
@@ -594,6 +602,29 @@ class EventStore:
             raise KeyError(f"no event with id {event_id}")
         body, headers = rows[0]
         return bytes(body), decode_headers(headers)
+
+    def relay_channel(self, relay: str, create: Callable[[str], str]) -> str:
+        """The listen URL of this store's channel on ``relay`` (made with ``create`` the
+        first time, then remembered, so a restarted listener resumes the same channel)."""
+        rows = self._query("SELECT listen_url FROM relay_channels WHERE relay = ?", (relay,))
+        if rows:
+            return str(rows[0][0])
+        listen_url = create(relay)
+        with self._reader_lock:
+            self._reader.execute("INSERT OR IGNORE INTO relay_channels VALUES (?, ?)",
+                                 (relay, listen_url))
+        return self.relay_channel(relay, create)
+
+    def relay_cursor(self, channel: str) -> int:
+        """The last relay message of ``channel`` handed over (0: none yet)."""
+        rows = self._query("SELECT seq FROM relay_cursors WHERE channel = ?", (channel,))
+        return int(rows[0][0]) if rows else 0
+
+    def save_relay_cursor(self, channel: str, seq: int) -> None:
+        """Remember that relay message ``seq`` of ``channel`` was handed over and stored."""
+        with self._reader_lock:
+            self._reader.execute("INSERT INTO relay_cursors VALUES (?, ?) ON CONFLICT (channel)"
+                                 " DO UPDATE SET seq = MAX(seq, excluded.seq)", (channel, seq))
 
     def counts(self) -> dict[str, int]:
         """How many requests of each verdict, and how many events."""

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .._server import BackgroundServer
-from .app import API_PREFIX, create_app
+from .app import API_PREFIX, RELAY_PREFIX, create_app
 from .delivery import DEFAULT_RETRY_SCHEDULE, FAST_RETRY_SCHEDULE, DeliveryEngine, Outbox
 from .state import (
     ACCOUNTS,
@@ -121,6 +121,11 @@ class Sandbox:
     def url(self) -> str:
         """The API base URL, ending in ``/api/v1``: pass it to ``CircularoClient``."""
         return self._server.root_url + API_PREFIX
+
+    @property
+    def relay_url(self) -> str:
+        """The root URL of the relay embedded in the sandbox (``Listener(relay=...)``)."""
+        return self._server.root_url + RELAY_PREFIX
 
     @property
     def accounts(self) -> tuple[Account, ...]:

@@ -22,7 +22,7 @@ from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
-from starlette.routing import Route
+from starlette.routing import Mount, Route
 
 from .._redact import redact
 from .delivery import FINAL_STATES, list_deliveries
@@ -30,7 +30,7 @@ from .openapi import build_openapi
 from .state import ApiProblem, Principal, SandboxState
 from .workflow import Workflow
 
-__all__ = ["API_PREFIX", "MAX_BODY", "Services", "create_app", "error_response"]
+__all__ = ["API_PREFIX", "MAX_BODY", "RELAY_PREFIX", "Services", "create_app", "error_response"]
 
 API_PREFIX = "/api/v1"
 MAX_BODY = 1024 * 1024
@@ -179,7 +179,7 @@ async def index(request: Request, sb: Services) -> Any:
     """GET /: where things are."""
     base = str(request.base_url).rstrip("/")
     return {"service": "circtoolkit sandbox (offline Circularo)", "api": base + API_PREFIX,
-            "openapi": base + API_PREFIX + "/openapi.json"}
+            "openapi": base + API_PREFIX + "/openapi.json", "relay": base + RELAY_PREFIX}
 
 
 async def create_document(request: Request, sb: Services) -> Any:
@@ -295,12 +295,19 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+RELAY_PREFIX = "/relay"
+
+
 def create_app(state: SandboxState, workflow: Workflow) -> Starlette:
-    """The sandbox's ASGI app over ``state`` and its document ``workflow``."""
+    """The sandbox's ASGI app over ``state`` and its document ``workflow``, with a relay
+    (``circtoolkit.relay``) mounted at ``/relay``."""
+    from ..relay import create_relay_app
+
     services = Services(state, workflow)
-    routes = [Route(API_PREFIX + path, _endpoint(handler, services), methods=[method])
-              for method, path, handler in ROUTES]
+    routes: list[Any] = [Route(API_PREFIX + path, _endpoint(handler, services),
+                               methods=[method]) for method, path, handler in ROUTES]
     routes.append(Route("/", _endpoint(index, services), methods=["GET"]))
+    routes.append(Mount(RELAY_PREFIX, app=create_relay_app(None)))
     app = Starlette(routes=routes, exception_handlers={HTTPException: _http_error})
     app.state.sandbox = services
     return app
