@@ -63,7 +63,8 @@ class Listener:
     ``tolerance`` seconds by which a notification's ``timestamp`` may differ from now
     (replay protection; None: any); ``relay`` a relay to receive through, for a machine
     with no public address: a relay's root URL (a channel is made there and remembered
-    in ``db``) or a channel's listen URL (see ``circtoolkit.relay``).
+    in ``db``) or a channel's listen URL (see ``circtoolkit.relay``); ``ngrok=True`` a
+    public URL through ngrok instead (the ``ngrok`` extra: pyngrok).
     ``url`` is the callback URL to register.
     """
 
@@ -71,7 +72,7 @@ class Listener:
                  port: int = 0, path: str = "/", db: str | Path | None = None,
                  forward_to: str | None = None, max_body: int = DEFAULT_MAX_BODY,
                  tolerance: float | None = None, relay: str | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 ngrok: bool = False, clock: Callable[[], float] = time.time) -> None:
         self._verifier = None if secret is None else Verifier(secret)
         if not path.startswith("/"):
             raise ConfigurationError("path must start with '/'")
@@ -95,7 +96,11 @@ class Listener:
                                              lambda root: create_channel(root).listen_url)
         if relay is not None:
             parse_listen_url(relay)  # a clear error now rather than in a thread later
+        if relay is not None and ngrok:
+            raise ConfigurationError("choose a relay or ngrok, not both")
         self.relay = relay
+        self.ngrok = ngrok
+        self._public_url: str | None = None
         self._relay_client: RelayClient | None = None
         self.clock = clock
         self._writer = self.store.writer()
@@ -126,6 +131,12 @@ class Listener:
         self._dispatcher.start()
         self._server.start()
         self._started = True
+        if self.ngrok:
+            try:
+                self._public_url = _open_ngrok(self._server.port) + self.path
+            except BaseException:
+                self.stop()
+                raise
         if self.relay is not None:
             self._relay_client = RelayClient(
                 self.relay, self.local_url, load_cursor=self.store.relay_cursor,
@@ -147,6 +158,10 @@ class Listener:
             if self._relay_client is not None:
                 self._relay_client.stop()
                 self._relay_client = None
+            if self._public_url is not None:
+                _close_ngrok(self._public_url[: -len(self.path)] if self.path != "/"
+                             else self._public_url.rstrip("/"))
+                self._public_url = None
             self._server.stop()
             self._dispatch.put(None)
             if self._dispatcher is not None:
@@ -172,6 +187,8 @@ class Listener:
         receiving through a relay, else this listener's own address."""
         if self.relay is not None:
             return parse_listen_url(self.relay)[0].replace("/stream/", "/in/", 1)
+        if self._public_url is not None:
+            return self._public_url
         return self.local_url
 
     @property
@@ -455,6 +472,24 @@ class Listener:
                     callback(data)
                 except Exception as exc:
                     self._error = exc
+
+
+def _open_ngrok(port: int) -> str:
+    """A public https URL for a local port through ngrok (the ``ngrok`` extra)."""
+    try:
+        from pyngrok import ngrok
+    except ImportError:
+        raise ConfigurationError("ngrok=True needs pyngrok: pip install 'circtoolkit[ngrok]'"
+                                 ) from None
+    tunnel = ngrok.connect(port, "http")
+    return str(tunnel.public_url).rstrip("/")
+
+
+def _close_ngrok(public_url: str) -> None:
+    from pyngrok import ngrok
+
+    with contextlib.suppress(Exception):  # the tunnel may be gone already
+        ngrok.disconnect(public_url)
 
 
 def _subscribe(callbacks: list[Callable[[dict[str, Any]], object]],

@@ -333,3 +333,20 @@ def test_a_simulation_matches_the_sandbox_delivery_log_one_to_one() -> None:
     assert mine == theirs
     assert events["verified"].all() and (events["deliveries"] == 1).all()
     assert len(log) >= len(sent)
+
+
+def test_ngrok_without_pyngrok_is_a_clear_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    import builtins
+
+    real_import = builtins.__import__
+
+    def without_pyngrok(name: str, *args: object, **kwargs: object) -> object:
+        if name.startswith("pyngrok"):
+            raise ImportError(name)
+        return real_import(name, *args, **kwargs)
+
+    monkeypatch.setattr(builtins, "__import__", without_pyngrok)
+    listener = Listener(SECRET, ngrok=True)
+    with pytest.raises(Exception, match="pip install 'circtoolkit\\[ngrok\\]'"):
+        listener.start()
+    assert not listener.is_running
