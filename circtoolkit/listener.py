@@ -167,7 +167,10 @@ class Listener:
             if self._dispatcher is not None:
                 self._dispatcher.join(10)
             self._started = False
-            self._writer.close()
+            try:
+                self._writer.close()
+            except Exception as exc:
+                self._error = self._error or exc
         self._check()
 
     def __enter__(self) -> Listener:
@@ -285,6 +288,10 @@ class Listener:
 
     def _check(self) -> None:
         self._server.check()
+        try:
+            self._writer.check()
+        except Exception as exc:
+            self._error = self._error or exc
         error, self._error = self._error, None
         if error is not None:
             raise ListenerError(f"the listener's thread failed: {error}") from error

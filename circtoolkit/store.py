@@ -17,10 +17,15 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import logging
+import marshal
+import os
 import sqlite3
+import struct
 import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+import zlib
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +43,7 @@ EVENT_COLUMNS = ("event_id", "received_at", "timestamp", "event", "documentId", 
 REQUEST_COLUMNS = ("request_id", "received_at", "method", "path", "status", "verdict",
                    "reason", "event_id", "size", "headers", "body")
 SEGMENT_SIZE = 65536
+log = logging.getLogger("circtoolkit.store")
 _KIND_EVENT, _KIND_DOCUMENT, _KIND_ACTOR = 0, 1, 2
 _INT_COLUMNS = ("seq", "received_ns", "ts_ms", "event", "document", "actor", "verified",
                 "deliveries")
@@ -84,6 +90,12 @@ CREATE TABLE IF NOT EXISTS forwards (
     latency_ms  REAL NOT NULL,
     error       TEXT
 );
+CREATE TABLE IF NOT EXISTS journal (
+    id         INTEGER PRIMARY KEY CHECK (id = 0),
+    generation INTEGER NOT NULL,
+    applied    INTEGER NOT NULL
+);
+INSERT OR IGNORE INTO journal VALUES (0, 1, 0);
 CREATE TABLE IF NOT EXISTS relay_channels (
     relay      TEXT PRIMARY KEY,
     listen_url TEXT NOT NULL
@@ -170,6 +182,179 @@ class _Strings:
             self.codes[value] = code
 
 
+
+_FRAME = struct.Struct("<IIQ")  # payload length, crc32, journal generation
+JOURNAL_ROTATE_BYTES = 16 * 1024 * 1024
+JOURNAL_BACKLOG_BYTES = 64 * 1024 * 1024
+IDLE_BEFORE_INDEXING = 0.02
+
+
+def journal_path(db: str) -> str:
+    """Where a store's journal lives: next to its SQLite file."""
+    return db + ".journal"  # not "-journal": SQLite would take that for its own
+
+
+def _frames(path: str, offset: int, generation: int) -> Iterator[tuple[int, Any]]:
+    """(end offset, batch) of each whole, intact frame of ``generation`` from ``offset``.
+
+    Stops at the first torn or foreign frame: a crash mid-append leaves at most one,
+    at the end, and it was never acknowledged.
+    """
+    try:
+        journal = open(path, "rb")  # noqa: SIM115 - closed below
+    except FileNotFoundError:
+        return
+    with journal:
+        journal.seek(offset)
+        while True:
+            header = journal.read(_FRAME.size)
+            if len(header) < _FRAME.size:
+                return
+            length, crc, frame_generation = _FRAME.unpack(header)
+            payload = journal.read(length)
+            if (len(payload) < length or zlib.crc32(payload) != crc
+                    or frame_generation != generation):
+                return
+            offset += _FRAME.size + length
+            yield offset, marshal.loads(payload)  # noqa: S302 - our own file, CRC-checked
+
+
+def _apply(db: sqlite3.Connection, batch: Any) -> None:
+    """Write one batch (requests, new strings, recounts) inside the caller's transaction."""
+    rows, new_strings, bumps = batch
+    db.executemany("INSERT OR IGNORE INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
+                   " ?, ?, ?, ?, ?, ?)", rows)
+    if new_strings:
+        db.executemany("INSERT OR IGNORE INTO strings VALUES (?, ?, ?)", new_strings)
+    if bumps:
+        db.executemany("UPDATE requests SET deliveries = deliveries + 1 WHERE seq = ?",
+                       [(seq,) for _, seq in bumps])
+        db.executemany("INSERT OR IGNORE INTO recounts VALUES (?, ?)", bumps)
+
+
+def _seal_segments(db: sqlite3.Connection, size: int) -> None:
+    """Write out every full segment of events not yet in one (inside a transaction)."""
+    while True:
+        sealed = db.execute("SELECT COALESCE(MAX(last_seq), 0) FROM segments").fetchone()[0]
+        rows = db.execute(f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq LIMIT ?",
+                          (sealed, size)).fetchall()
+        if len(rows) < size:
+            return
+        buffer = io.BytesIO()
+        np.save(buffer, np.array(rows, dtype=np.int64).T, allow_pickle=False)
+        db.execute("INSERT INTO segments VALUES (?, ?, ?)",
+                   (rows[0][0], rows[-1][0], buffer.getvalue()))
+
+
+def index_journal(db: sqlite3.Connection, path: str, segment_size: int) -> int:
+    """Move every intact journal frame not yet applied into SQLite; returns how many.
+
+    Safe from any connection, any process: the applied offset is read and advanced in
+    the same transaction as the rows, so each frame is applied exactly once.
+    """
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        generation, applied = db.execute(
+            "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
+        count = 0
+        for end, batch in _frames(path, applied, generation):
+            _apply(db, batch)
+            applied = end
+            count += 1
+        if count:
+            db.execute("UPDATE journal SET applied = ? WHERE id = 0", (applied,))
+            _seal_segments(db, segment_size)
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return count
+
+
+class _Journal:
+    """The writer's append-only file: a batch is durable once its frame is written.
+
+    A frame reaches the operating system with one ``write`` before any request in it
+    is answered; it survives the process being killed, as a SQLite commit in WAL mode
+    with synchronous=NORMAL does. SQLite receives it later (``index_journal``).
+    """
+
+    def __init__(self, path: str, db: sqlite3.Connection, segment_size: int) -> None:
+        self.path = path
+        self.db = db
+        self.segment_size = segment_size
+        self.lock = threading.Lock()
+        index_journal(db, path, segment_size)  # recovery: whatever a crash left
+        self.generation, applied = db.execute(
+            "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.ftruncate(self.fd, applied)  # drop a torn frame a crash may have left
+        self.size = applied
+        self.last_append = 0.0
+        self.error: BaseException | None = None
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._index_when_idle, daemon=True,
+                                        name="circtoolkit-indexer")
+        self._thread.start()
+
+    def append(self, batch: Any) -> None:
+        payload = marshal.dumps(batch)
+        frame = _FRAME.pack(len(payload), zlib.crc32(payload), self.generation) + payload
+        with self.lock:
+            written = os.write(self.fd, frame)
+            if written != len(frame):  # a full disk: the frame is torn, so never applied
+                os.ftruncate(self.fd, self.size)
+                raise OSError(f"journal write short by {len(frame) - written} bytes")
+            self.size += written
+            self.last_append = time.monotonic()
+
+    def _index_when_idle(self) -> None:
+        while not self._stop.wait(IDLE_BEFORE_INDEXING):
+            idle = time.monotonic() - self.last_append >= IDLE_BEFORE_INDEXING
+            try:
+                applied = self._applied()
+                if applied < self.size and (idle or self.size - applied > JOURNAL_BACKLOG_BYTES):
+                    index_journal(self.db, self.path, self.segment_size)
+                elif idle and applied == self.size >= JOURNAL_ROTATE_BYTES:
+                    self._rotate()
+            except sqlite3.Error as exc:  # kept in the journal; reported to the owner
+                log.error("could not index the journal (will try again): %s", exc)
+                self.error = exc
+
+    def _applied(self) -> int:
+        return int(self.db.execute("SELECT applied FROM journal WHERE id = 0").fetchone()[0])
+
+    def _rotate(self) -> None:
+        """Start the journal afresh once SQLite holds all of it."""
+        with self.lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                if self._applied() != self.size:
+                    self.db.execute("ROLLBACK")
+                    return
+                self.generation += 1
+                self.db.execute("UPDATE journal SET generation = ?, applied = 0 WHERE id = 0",
+                                (self.generation,))
+                self.db.execute("COMMIT")
+            except BaseException:
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
+                raise
+            os.ftruncate(self.fd, 0)
+            self.size = 0
+
+    def close(self) -> None:
+        """Stop indexing in the background, index what is left, close the file. If the
+        last indexing fails, the frames stay in the journal for the next opening."""
+        self._stop.set()
+        self._thread.join(5)
+        try:
+            index_journal(self.db, self.path, self.segment_size)
+        finally:
+            os.close(self.fd)
+
+
 class StoreWriter:
     """The single writer: judges duplicates, numbers requests and events, commits batches.
 
@@ -183,6 +368,8 @@ class StoreWriter:
         self._pending_strings: list[tuple[int, int, str]] = []
         with self._lock:
             self._db.executescript(_SCHEMA)
+            self._journal = (None if store.path is None else
+                             _Journal(journal_path(store.path), self._db, store.segment_size))
             self._next_request = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM requests") + 1
             self._version = self._scalar("SELECT COALESCE(MAX(version), 0) FROM recounts")
             sealed = self._scalar("SELECT COALESCE(MAX(last_seq), 0) FROM segments")
@@ -195,12 +382,11 @@ class StoreWriter:
             # every event seen, by body digest -> its seq: duplicates are found in memory
             self._seen: dict[bytes, int] = dict(self._db.execute(
                 "SELECT digest, seq FROM requests WHERE verdict = 'accepted'"))
-            self._open_segment: list[tuple[int, ...]] = [
-                tuple(row) for row in self._db.execute(
-                    f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq", (sealed,))]
+            self._unsealed = int(self._db.execute(
+                "SELECT COUNT(*) FROM requests WHERE verdict = 'accepted' AND seq > ?",
+                (sealed,)).fetchone()[0])
         self._staged: list[PendingRequest] = []
         self._staged_digests: list[bytes] = []
-        self._sealing = 0
         self._checkpointer = (None if self.store.path is None
                               else _Checkpointer(self.store.path, self._db))
 
@@ -264,30 +450,23 @@ class StoreWriter:
                          request.status, request.verdict, request.reason, request.event_seq,
                          request.size, request.headers, request.body, None, None, None, None,
                          None, None, None))
-        sealed_mark = len(self._open_segment)
+        batch = (rows, new_strings, bumps)
         try:
-            with self._lock:
-                db = self._db
-                db.execute("BEGIN IMMEDIATE")
-                try:
-                    db.executemany("INSERT INTO requests VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?,"
-                                   " ?, ?, ?, ?, ?, ?, ?)", rows)
-                    if new_strings:
-                        db.executemany("INSERT INTO strings VALUES (?, ?, ?)", new_strings)
-                    if bumps:
-                        db.executemany("UPDATE requests SET deliveries = deliveries + 1"
-                                       " WHERE seq = ?", [(seq,) for _, seq in bumps])
-                        db.executemany("INSERT INTO recounts VALUES (?, ?)", bumps)
-                    self._seal(events)
-                    db.execute("COMMIT")
-                    self._sealed()
-                except BaseException:
-                    if db.in_transaction:
-                        db.execute("ROLLBACK")
-                    raise
+            if self._journal is not None:
+                self._journal.append(batch)
+            else:
+                with self._lock:
+                    self._db.execute("BEGIN IMMEDIATE")
+                    try:
+                        _apply(self._db, batch)
+                        if self._unsealed + len(events) >= self.store.segment_size:
+                            _seal_segments(self._db, self.store.segment_size)
+                        self._db.execute("COMMIT")
+                    except BaseException:
+                        if self._db.in_transaction:
+                            self._db.execute("ROLLBACK")
+                        raise
         except BaseException:
-            if events and self._open_segment[sealed_mark:] == events:
-                del self._open_segment[sealed_mark:]
             self._next_request, self._version = first_request, version
             for digest in digests:
                 self._seen.pop(digest, None)
@@ -297,30 +476,8 @@ class StoreWriter:
             self._pending_strings = [s for s in new_strings if s[0] == _KIND_EVENT
                                      and s[2] in EVENT_TYPES]
             raise
+        self._unsealed = (self._unsealed + len(events)) % self.store.segment_size
         return staged
-
-    def _seal(self, events: list[tuple[int, ...]]) -> None:
-        """Add ``events`` to the open segment; once full, write it out as a segment.
-
-        A sealed segment leaves the open list only after the commit succeeded (the caller
-        truncates what it added if the transaction fails)."""
-        rows = self._open_segment
-        rows.extend(events)
-        size = self.store.segment_size
-        if len(rows) < size:
-            return
-        full = rows[:size]
-        buffer = io.BytesIO()
-        np.save(buffer, np.array(full, dtype=np.int64).T, allow_pickle=False)
-        self._db.execute("INSERT INTO segments VALUES (?, ?, ?)",
-                         (full[0][0], full[-1][0], buffer.getvalue()))
-        self._sealing = size
-
-    def _sealed(self) -> None:
-        """After a commit: drop what was written out as a segment from the open list."""
-        if self._sealing:
-            del self._open_segment[: self._sealing]
-            self._sealing = 0
 
     def record_forward(self, event_seq: int, target: str, status: int | None,
                        latency_ms: float, error: str | None) -> None:
@@ -329,12 +486,27 @@ class StoreWriter:
             self._db.execute("INSERT INTO forwards VALUES (?, ?, ?, ?, ?, ?)",
                              (event_seq, time.time_ns(), target, status, latency_ms, error))
 
+    def check(self) -> None:
+        """Raise the error that the background indexing last met, once."""
+        if self._journal is not None and self._journal.error is not None:
+            error, self._journal.error = self._journal.error, None
+            raise error
+
+    def index(self) -> None:
+        """Move what the journal holds into SQLite now (readers do this themselves)."""
+        if self._journal is not None:
+            index_journal(self._db, self._journal.path, self.store.segment_size)
+
     def close(self) -> None:
-        """Close the writer's connection (not a shared in-memory one)."""
-        if self._checkpointer is not None:
-            self._checkpointer.stop()
-        if self._db is not self.store._shared:
-            self._db.close()
+        """Index the journal and close the writer's connection (not a shared one)."""
+        try:
+            if self._journal is not None:
+                self._journal.close()
+        finally:
+            if self._checkpointer is not None:
+                self._checkpointer.stop()
+            if self._db is not self.store._shared:
+                self._db.close()
 
 
 class _Checkpointer:
@@ -477,7 +649,14 @@ class EventStore:
         how many times it was received). Each read costs in proportion to what is new.
         """
         with self._read_lock:
+            self._catch_up()
             return self._refresh()
+
+    def _catch_up(self) -> None:
+        """Index what a listener's journal holds, so reads see every stored request."""
+        if self.path is not None:
+            with self._reader_lock:
+                index_journal(self._reader, journal_path(self.path), self.segment_size)
 
     def _query(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
         with self._reader_lock:
@@ -573,6 +752,7 @@ class EventStore:
         verdict (accepted, duplicate, rejected), reason, event_id (nullable), size,
         headers (dict), body (bytes, as received).
         """
+        self._catch_up()
         rows = self._query("SELECT seq, received_ns, method, path, status, verdict, reason,"
                            " event_seq, size, headers, body FROM requests ORDER BY seq")
         frame = pd.DataFrame.from_records(rows, columns=list(REQUEST_COLUMNS))
@@ -596,6 +776,7 @@ class EventStore:
 
     def request_for(self, event_id: int) -> tuple[bytes, dict[str, str]]:
         """The body and headers of the request that first delivered an event."""
+        self._catch_up()
         rows = self._query("SELECT body, headers FROM requests WHERE seq = ? AND"
                            " verdict = 'accepted'", (int(event_id),))
         if not rows:
@@ -628,6 +809,7 @@ class EventStore:
 
     def counts(self) -> dict[str, int]:
         """How many requests of each verdict, and how many events."""
+        self._catch_up()
         verdicts = dict(self._query("SELECT verdict, COUNT(*) FROM requests GROUP BY verdict"))
         return {"accepted": verdicts.get("accepted", 0),
                 "duplicate": verdicts.get("duplicate", 0),

@@ -262,17 +262,37 @@ def test_on_event_callbacks_run_in_order_and_their_errors_reach_the_caller(
     assert listener.wait_for(5, timeout=5) == 5
 
 
-def test_storage_failure_answers_503_and_reaches_the_caller(tmp_path: Path) -> None:
-    db = tmp_path / "events.db"
-    with Listener(SECRET, db=db) as failing:
+def test_a_failed_write_answers_503_and_reaches_the_caller(tmp_path: Path) -> None:
+    import os
+
+    with Listener(SECRET, db=tmp_path / "events.db") as failing:
         assert post(failing, payload(1)).status_code == 200
-        with sqlite3.connect(db) as other:
-            other.execute("DROP TABLE requests")
+        journal = failing._writer._journal
+        assert journal is not None
+        os.close(journal.fd)  # the disk goes away: writes now fail
+        journal.fd = os.open(os.devnull, os.O_RDONLY)
         answer = post(failing, payload(2))
         assert answer.status_code == 503
         assert answer.json() == {"status": "error", "reason": "storage failed"}
-        with pytest.raises(ListenerError, match="requests"):
+        with pytest.raises(ListenerError, match="Bad file descriptor"):
             failing.wait_for(0)
+    with EventStore(tmp_path / "events.db") as store:  # what was acknowledged is there
+        assert store.events["documentId"].tolist() == ["doc-1"]
+
+
+def test_a_failed_indexing_reaches_the_caller(tmp_path: Path) -> None:
+    db = tmp_path / "events.db"
+    failing = Listener(SECRET, db=db).start()
+    with sqlite3.connect(db) as other:
+        other.execute("DROP TABLE requests")
+    assert post(failing, payload(1)).status_code == 200  # kept in the journal
+    with pytest.raises(ListenerError, match="requests"):
+        for _ in range(100):
+            failing.wait_for(0)
+            threading.Event().wait(0.02)
+    with pytest.raises(ListenerError, match="requests"):
+        failing.stop()  # the journal keeps the request for the next opening
+    assert not failing.is_running
 
 
 def test_forward_passes_the_original_request_on(listener: Listener) -> None:
