@@ -1,7 +1,7 @@
 """Listener: receive Circularo notifications in the background, verify, keep, hand over.
 
-``Listener`` serves a raw ASGI app with uvicorn on a background thread (see
-``_server.BackgroundServer``). Each request is judged (path, method, content type,
+``Listener`` serves on a background thread with a lean HTTP/1.1 server of its own
+(``_ingest.IngestServer``: httptools on uvloop). Each request is judged (path, method, content type,
 size, signature over the raw bytes, JSON, fields, optional timestamp tolerance),
 recorded in the EventStore, and answered only once its batch is committed: requests
 that arrive together share one transaction (group commit), so durability costs one
@@ -26,7 +26,7 @@ import pandas as pd
 import requests as http
 
 from ._http1 import Connection, describe, request_head
-from ._server import BackgroundServer
+from ._ingest import IngestServer, Request
 from .errors import ConfigurationError, ListenerError
 from .relay import RelayClient, create_channel, parse_listen_url
 from .signing import SIGNATURE_HEADER, Verifier
@@ -104,10 +104,10 @@ class Listener:
         self._relay_client: RelayClient | None = None
         self.clock = clock
         self._writer = self.store.writer()
-        self._server = BackgroundServer(self._app, host=host, port=port,
-                                        name="circtoolkit-listener", proxy_headers=False)
+        self._server = IngestServer(self._handle, host=host, port=port, max_body=max_body,
+                                    on_loop=self._on_loop)
         self._loop: asyncio.AbstractEventLoop | None = None
-        self._waiting: list[tuple[PendingRequest, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[PendingRequest, Request]] = []
         self._held = threading.Condition()
         self._events = self.store.counts()["accepted"]
         self._callbacks: list[Callable[[dict[str, Any]], object]] = []
@@ -298,70 +298,36 @@ class Listener:
 
     # -- the server's thread ---------------------------------------------------------
 
-    async def _app(self, scope: dict[str, Any], receive: Callable[..., Any],
-                   send: Callable[..., Any]) -> None:
-        if scope["type"] != "http":
-            return
+    def _on_loop(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        if self.forward_to is not None:
+            self._forwards = asyncio.Queue()
+            loop.create_task(self._forward_forever())
+
+    def _handle(self, incoming: Request) -> None:
+        """Judge and stage one request (on the server's thread); it is answered once its
+        batch is committed (``_commit``)."""
         received_ns = time.time_ns()
-        if self._loop is None:
-            self._loop = asyncio.get_running_loop()
-            if self.forward_to is not None:
-                self._forwards = asyncio.Queue()
-                self._loop.create_task(self._forward_forever())
-        raw_headers = scope["headers"]
-        method, path = scope["method"], scope["path"]
-        body = b""
-        size = 0
+        parts = incoming.body
+        body = parts[0] if len(parts) == 1 else b"".join(parts)
         status, verdict, reason, event = 200, "accepted", None, None
         try:
-            header = dict(raw_headers)
-            body, size = await self._read_body(header, receive)
-            event = self._judge(method, path, header, body)
+            if incoming.too_big:
+                raise _Verdict(413, (f"body of {incoming.declared} bytes exceeds max_body "
+                                     f"({self.max_body} bytes)") if incoming.declared
+                               else f"body exceeds max_body ({self.max_body} bytes)")
+            event = self._judge(incoming.method, incoming.path, dict(incoming.headers), body)
         except _Verdict as rejected:
             status, verdict, reason = rejected.status, "rejected", rejected.reason
-        request = PendingRequest(received_ns, method, path, status, verdict, reason,
-                                 encode_headers(raw_headers), body, size, event)
+        request = PendingRequest(received_ns, incoming.method, incoming.path, status, verdict,
+                                 reason, encode_headers(incoming.headers), body,
+                                 incoming.size, event)
         self._writer.add(request)
-        future = self._loop.create_future()
         if not self._waiting:
+            assert self._loop is not None
             # group commit: requests arriving within the next half millisecond share it
             self._loop.call_later(COMMIT_WINDOW, self._commit)
-        self._waiting.append((request, future))
-        try:
-            await future
-        except Exception:  # the batch could not be stored: nothing may be acknowledged
-            await _answer(send, 503, {"status": "error", "reason": "storage failed"})
-            return
-        if request.verdict == "rejected":
-            extra = [(b"allow", b"POST")] if request.status == 405 else []
-            await _answer(send, request.status, {"status": "rejected",
-                                                 "reason": request.reason}, extra)
-        else:
-            body = (b'{"status": "%s", "eventId": %d}'
-                    % (request.verdict.encode(), request.event_seq or 0))
-            await send({"type": "http.response.start", "status": 200,
-                        "headers": [(b"content-type", b"application/json"),
-                                    (b"content-length", b"%d" % len(body))]})
-            await send({"type": "http.response.body", "body": body})
-
-    async def _read_body(self, headers: dict[bytes, bytes], receive: Callable[..., Any]
-                         ) -> tuple[bytes, int]:
-        declared = headers.get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body:
-            raise _Verdict(413, f"body of {int(declared)} bytes exceeds max_body "
-                                f"({self.max_body} bytes)")
-        chunks: list[bytes] = []
-        size = 0
-        while True:
-            message = await receive()
-            chunk = message.get("body", b"")
-            size += len(chunk)
-            if size > self.max_body:
-                raise _Verdict(413, f"body exceeds max_body ({self.max_body} bytes)")
-            chunks.append(chunk)
-            if not message.get("more_body"):
-                break
-        return (chunks[0] if len(chunks) == 1 else b"".join(chunks)), size
+        self._waiting.append((request, incoming))
 
     def _judge(self, method: str, path: str, headers: dict[bytes, bytes],
                body: bytes) -> tuple[int, str, str, str, bool]:
@@ -418,17 +384,24 @@ class Listener:
         waiting, self._waiting = self._waiting, []
         try:
             self._writer.commit()
-        except Exception as exc:
+        except Exception as exc:  # nothing of this batch may be acknowledged
             log.error("could not store %d requests: %s", len(waiting), exc)
             self._error = exc
-            for _, future in waiting:
-                if not future.done():
-                    future.set_exception(exc)
+            for _, incoming in waiting:
+                incoming.respond(503, b'{"status": "error", "reason": "storage failed"}')
             return
-        accepted = [request for request, _ in waiting if request.verdict == "accepted"]
-        for _, future in waiting:
-            if not future.done():
-                future.set_result(None)
+        accepted = []
+        for request, incoming in waiting:
+            if request.verdict == "rejected":
+                incoming.respond(request.status,
+                                 json.dumps({"status": "rejected",
+                                             "reason": request.reason}).encode(),
+                                 b"Allow: POST\r\n" if request.status == 405 else b"")
+                continue
+            incoming.respond(200, b'{"status": "%s", "eventId": %d}'
+                             % (request.verdict.encode(), request.event_seq or 0))
+            if request.verdict == "accepted":
+                accepted.append(request)
         if self._request_callbacks:
             for request, _ in waiting:
                 self._dispatch.put(("request", _request_dict(request)))
@@ -529,16 +502,3 @@ def _event_dict(request: PendingRequest) -> dict[str, Any]:
     return {"event_id": request.event_seq, "documentId": document, "event": name,
             "actor": actor, "timestamp": pd.Timestamp(ts_ms, unit="ms", tz="UTC"),
             "verified": verified, "received_at": pd.Timestamp(request.received_ns, tz="UTC")}
-
-
-async def _answer(send: Callable[..., Any], status: int, payload: dict[str, Any],
-                  extra: list[tuple[bytes, bytes]] | None = None) -> None:
-    body = json.dumps(payload).encode()
-    headers = [(b"content-type", b"application/json"),
-               (b"content-length", str(len(body)).encode())]
-    if status == 413:
-        headers.append((b"connection", b"close"))
-    await send({"type": "http.response.start", "status": status,
-                "headers": headers + (extra or [])})
-    with contextlib.suppress(Exception):
-        await send({"type": "http.response.body", "body": body})
