@@ -370,3 +370,55 @@ def test_ngrok_without_pyngrok_is_a_clear_error(monkeypatch: pytest.MonkeyPatch)
     with pytest.raises(Exception, match="pip install 'circtoolkit\\[ngrok\\]'"):
         listener.start()
     assert not listener.is_running
+
+
+def raw_exchange(listener: Listener, data: bytes, *, wait_for: int = 1) -> bytes:
+    """Send raw bytes on one connection; read until ``wait_for`` answers or the close."""
+    import socket
+
+    host, port = listener.local_url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(data)
+        received = b""
+        while received.count(b"HTTP/1.1 ") < wait_for:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            received += chunk
+        return received
+
+
+def request_bytes(body: bytes, *, extra: bytes = b"", version: bytes = b"HTTP/1.1") -> bytes:
+    return (b"POST / " + version + b"\r\nHost: x\r\nContent-Type: application/json\r\n"
+            b"x-circularo-signature: " + sign(body, SECRET).encode() + b"\r\n"
+            b"Content-Length: %d\r\n" % len(body) + extra + b"\r\n" + body)
+
+
+def test_pipelined_requests_are_answered_in_order(listener: Listener) -> None:
+    answers = raw_exchange(listener, request_bytes(payload(1)) + request_bytes(payload(2))
+                           + request_bytes(payload(1)), wait_for=3)
+    assert answers.count(b"HTTP/1.1 200 OK") == 3
+    assert answers.index(b'"eventId": 1}') < answers.index(b'"eventId": 2}')
+    assert answers.rstrip().endswith(b'{"status": "duplicate", "eventId": 1}')
+
+
+def test_expect_100_continue_and_http_1_0(listener: Listener) -> None:
+    import socket
+
+    body = payload(1)
+    head = request_bytes(body, extra=b"Expect: 100-continue\r\n")[: -len(body)]
+    host, port = listener.local_url.split("//")[1].split("/")[0].split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as sock:
+        sock.sendall(head)
+        assert sock.recv(1024).startswith(b"HTTP/1.1 100 Continue")
+        sock.sendall(body)
+        assert b"200 OK" in sock.recv(1024)
+    old = raw_exchange(listener, request_bytes(payload(2), version=b"HTTP/1.0"))
+    assert b"200 OK" in old and b"Connection: close" in old
+
+
+def test_garbage_is_answered_400_and_the_listener_keeps_serving(listener: Listener) -> None:
+    answer = raw_exchange(listener, b"\x16\x03\x01\x02\x00 not http at all\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 400 Bad Request")
+    assert b"malformed HTTP" in answer
+    assert post(listener, payload()).status_code == 200
