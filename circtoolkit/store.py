@@ -185,7 +185,8 @@ class _Strings:
 
 _FRAME = struct.Struct("<IIQ")  # payload length, crc32, journal generation
 JOURNAL_ROTATE_BYTES = 16 * 1024 * 1024
-JOURNAL_BACKLOG_BYTES = 64 * 1024 * 1024
+JOURNAL_BACKLOG_BYTES = 256 * 1024 * 1024
+BACKLOG_CHUNK_FRAMES = 32  # while busy, index a little at a time: short pauses only
 IDLE_BEFORE_INDEXING = 0.02
 
 
@@ -246,8 +247,10 @@ def _seal_segments(db: sqlite3.Connection, size: int) -> None:
                    (rows[0][0], rows[-1][0], buffer.getvalue()))
 
 
-def index_journal(db: sqlite3.Connection, path: str, segment_size: int) -> int:
-    """Move every intact journal frame not yet applied into SQLite; returns how many.
+def index_journal(db: sqlite3.Connection, path: str, segment_size: int,
+                  limit: int | None = None) -> int:
+    """Move the intact journal frames not yet applied (at most ``limit``) into SQLite;
+    returns how many.
 
     Safe from any connection, any process: the applied offset is read and advanced in
     the same transaction as the rows, so each frame is applied exactly once.
@@ -261,6 +264,8 @@ def index_journal(db: sqlite3.Connection, path: str, segment_size: int) -> int:
             _apply(db, batch)
             applied = end
             count += 1
+            if limit is not None and count >= limit:
+                break
         if count:
             db.execute("UPDATE journal SET applied = ? WHERE id = 0", (applied,))
             _seal_segments(db, segment_size)
@@ -314,8 +319,11 @@ class _Journal:
             idle = time.monotonic() - self.last_append >= IDLE_BEFORE_INDEXING
             try:
                 applied = self._applied()
-                if applied < self.size and (idle or self.size - applied > JOURNAL_BACKLOG_BYTES):
+                if applied < self.size and idle:
                     index_journal(self.db, self.path, self.segment_size)
+                elif self.size - applied > JOURNAL_BACKLOG_BYTES:
+                    index_journal(self.db, self.path, self.segment_size,
+                                  limit=BACKLOG_CHUNK_FRAMES)
                 elif idle and applied == self.size >= JOURNAL_ROTATE_BYTES:
                     self._rotate()
             except sqlite3.Error as exc:  # kept in the journal; reported to the owner
