@@ -187,6 +187,8 @@ _FRAME = struct.Struct("<IIQ")  # payload length, crc32, journal generation
 JOURNAL_ROTATE_BYTES = 16 * 1024 * 1024
 JOURNAL_BACKLOG_BYTES = 256 * 1024 * 1024
 BACKLOG_CHUNK_FRAMES = 32  # while busy, index a little at a time: short pauses only
+INDEX_CHUNK_FRAMES = 512
+INDEX_CHUNK_ROWS = 4096
 IDLE_BEFORE_INDEXING = 0.02
 
 
@@ -237,10 +239,12 @@ def _seal_segments(db: sqlite3.Connection, size: int) -> None:
     """Write out every full segment of events not yet in one (inside a transaction)."""
     while True:
         sealed = db.execute("SELECT COALESCE(MAX(last_seq), 0) FROM segments").fetchone()[0]
+        waiting = db.execute("SELECT COUNT(*) FROM requests WHERE seq > ? AND"
+                             " verdict = 'accepted'", (sealed,)).fetchone()[0]
+        if waiting < size:  # counted in C; the rows are fetched only for a full segment
+            return
         rows = db.execute(f"SELECT {_EVENT_SELECT} AND seq > ? ORDER BY seq LIMIT ?",
                           (sealed, size)).fetchall()
-        if len(rows) < size:
-            return
         buffer = io.BytesIO()
         np.save(buffer, np.array(rows, dtype=np.int64).T, allow_pickle=False)
         db.execute("INSERT INTO segments VALUES (?, ?, ?)",
@@ -253,18 +257,32 @@ def index_journal(db: sqlite3.Connection, path: str, segment_size: int,
     returns how many.
 
     Safe from any connection, any process: the applied offset is read and advanced in
-    the same transaction as the rows, so each frame is applied exactly once.
+    the same transaction as the rows, so each frame is applied exactly once. Frames go
+    in transactions of a few thousand requests, so that nobody waits long for the
+    database.
     """
+    total = 0
+    while limit is None or total < limit:
+        chunk = INDEX_CHUNK_FRAMES if limit is None else min(INDEX_CHUNK_FRAMES, limit - total)
+        count = _index_chunk(db, path, segment_size, chunk)
+        total += count
+        if count == 0:
+            break
+    return total
+
+
+def _index_chunk(db: sqlite3.Connection, path: str, segment_size: int, limit: int) -> int:
     db.execute("BEGIN IMMEDIATE")
     try:
         generation, applied = db.execute(
             "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
-        count = 0
+        count = rows = 0
         for end, batch in _frames(path, applied, generation):
             _apply(db, batch)
             applied = end
             count += 1
-            if limit is not None and count >= limit:
+            rows += len(batch[0])
+            if count >= limit or rows >= INDEX_CHUNK_ROWS:
                 break
         if count:
             db.execute("UPDATE journal SET applied = ? WHERE id = 0", (applied,))
@@ -613,7 +631,10 @@ class EventStore:
         self._reader = self._shared or _connect(self.path or "", False)
         self._reader_lock = self._shared_lock
         with self._reader_lock:
-            self._reader.executescript(_SCHEMA)
+            exists = self._reader.execute(
+                "SELECT 1 FROM sqlite_master WHERE name = 'journal'").fetchone()
+            if not exists:  # a reader needs no write lock on an existing store
+                self._reader.executescript(_SCHEMA)
         self._read_lock = threading.Lock()
         self._columns = _Columns()
         self._last_seq = 0
