@@ -308,6 +308,7 @@ class _Journal:
         self.db = db
         self.segment_size = segment_size
         self.lock = threading.Lock()
+        self.index_lock = threading.Lock()  # one connection: one indexing at a time
         index_journal(db, path, segment_size)  # recovery: whatever a crash left
         self.generation, applied = db.execute(
             "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
@@ -336,14 +337,15 @@ class _Journal:
         while not self._stop.wait(IDLE_BEFORE_INDEXING):
             idle = time.monotonic() - self.last_append >= IDLE_BEFORE_INDEXING
             try:
-                applied = self._applied()
-                if applied < self.size and idle:
-                    index_journal(self.db, self.path, self.segment_size)
-                elif self.size - applied > JOURNAL_BACKLOG_BYTES:
-                    index_journal(self.db, self.path, self.segment_size,
-                                  limit=BACKLOG_CHUNK_FRAMES)
-                elif idle and applied == self.size >= JOURNAL_ROTATE_BYTES:
-                    self._rotate()
+                with self.index_lock:
+                    applied = self._applied()
+                    if applied < self.size and idle:
+                        index_journal(self.db, self.path, self.segment_size)
+                    elif self.size - applied > JOURNAL_BACKLOG_BYTES:
+                        index_journal(self.db, self.path, self.segment_size,
+                                      limit=BACKLOG_CHUNK_FRAMES)
+                    elif idle and applied == self.size >= JOURNAL_ROTATE_BYTES:
+                        self._rotate()
             except sqlite3.Error as exc:  # kept in the journal; reported to the owner
                 log.error("could not index the journal (will try again): %s", exc)
                 self.error = exc
@@ -376,9 +378,14 @@ class _Journal:
         self._stop.set()
         self._thread.join(5)
         try:
-            index_journal(self.db, self.path, self.segment_size)
+            self.index()
         finally:
             os.close(self.fd)
+
+    def index(self) -> None:
+        """Index everything now (from any thread)."""
+        with self.index_lock:
+            index_journal(self.db, self.path, self.segment_size)
 
 
 class StoreWriter:
@@ -508,7 +515,8 @@ class StoreWriter:
     def record_forward(self, event_seq: int, target: str, status: int | None,
                        latency_ms: float, error: str | None) -> None:
         """Record one forward of an event to a local app."""
-        with self._lock:
+        # the connection is shared with the journal's indexing: never inside its transaction
+        with self._journal.index_lock if self._journal is not None else self._lock:
             self._db.execute("INSERT INTO forwards VALUES (?, ?, ?, ?, ?, ?)",
                              (event_seq, time.time_ns(), target, status, latency_ms, error))
 
@@ -521,7 +529,7 @@ class StoreWriter:
     def index(self) -> None:
         """Move what the journal holds into SQLite now (readers do this themselves)."""
         if self._journal is not None:
-            index_journal(self._db, self._journal.path, self.store.segment_size)
+            self._journal.index()
 
     def close(self) -> None:
         """Index the journal and close the writer's connection (not a shared one)."""
