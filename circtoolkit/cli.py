@@ -148,26 +148,26 @@ def cmd_demo(args: argparse.Namespace, out: TextIO) -> int:
 
 def _receive_notifications(sandbox: Sandbox, client: CircularoClient, out: TextIO, *,
                            documents: int, seed: int) -> None:
-    """Step 4: a local receiver, a short simulation, and what arrived, verified."""
-    from .sandbox.receiver import Receiver
+    """Step 4: a Listener, a short simulation, and every notification that arrived."""
+    from .listener import Listener
 
     _heading("Step 4 - Receive notifications", out)
-    with Receiver(SEED_HMAC_SECRET) as receiver:
-        webhook = client.create_webhook(receiver.url, hmac_secret=SEED_HMAC_SECRET)
-        print(f"A local receiver at {receiver.url} checks x-circularo-signature.\n"
-              f"Webhook {webhook.id} points at it (secret {mask(SEED_HMAC_SECRET, keep=0)}).",
-              file=out)
+    with Listener(SEED_HMAC_SECRET) as listener:
+        webhook = client.create_webhook(listener.url, hmac_secret=SEED_HMAC_SECRET)
+        print(f"A Listener at {listener.url} verifies x-circularo-signature and keeps every "
+              f"request.\nWebhook {webhook.id} points at it (secret "
+              f"{mask(SEED_HMAC_SECRET, keep=0)}).", file=out)
         print(f"Simulating {documents} documents of Acme, signed by its users...\n",
               file=out, flush=True)
         report = sandbox.simulate(documents=documents, seed=seed, organization="Acme",
                                   progress=False)
         sandbox.wait_for_deliveries(timeout=60)
+        listener.wait_for(report.deliveries, timeout=30)
+        received = listener.events
+        verdicts = {(f"{row.timestamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z", str(row.event),
+                     row.actor, row.documentId): bool(row.verified)
+                    for row in received.itertuples()}
         # arrival order is not emission order: show them in the order they happened
-        verdicts = {}
-        for request in receiver.requests:
-            payload = json.loads(request.body)
-            key = (payload["timestamp"], payload["event"], payload["actor"], payload["documentId"])
-            verdicts[key] = request.verified
         print(f"{'timestamp':<25} {'event':<29} {'document':<10} {'actor':<18} signature",
               file=out)
         good = 0
@@ -176,11 +176,11 @@ def _receive_notifications(sandbox: Sandbox, client: CircularoClient, out: TextI
             verified = verdicts.get((stamp, str(event.event), event.actor, event.document_id))
             if verified is None:
                 continue
-            good += bool(verified)
+            good += verified
             print(f"{stamp:<25} {event.event:<29} {event.document_id[:8]:<10} "
                   f"{event.actor:<18} {'verified' if verified else 'INVALID'}", file=out)
         outcomes = ", ".join(f"{n} {outcome}" for outcome, n in sorted(report.outcomes.items()))
-        print(f"\n{len(receiver.requests)} notifications arrived, {good} verified; "
+        print(f"\n{len(received)} notifications arrived, {good} verified; "
               f"documents: {outcomes}.", file=out, flush=True)
         client.delete_webhook(webhook)
 
