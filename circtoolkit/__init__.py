@@ -6,6 +6,7 @@ and no widget; ``Sandbox``, ``Listener`` and ``EventStore`` load on first use.
 
 from __future__ import annotations
 
+import logging
 from typing import TYPE_CHECKING, Any
 
 from .client import DEFAULT_BASE_URL, CircularoClient, Exchange
@@ -36,6 +37,9 @@ if TYPE_CHECKING:
     from .store import EventStore
 
 __version__ = "0.1.0"
+
+# a library logs, it does not print: without a handler of yours, nothing reaches stderr
+logging.getLogger(__name__).addHandler(logging.NullHandler())
 
 __all__ = [
     "DEFAULT_BASE_URL",
