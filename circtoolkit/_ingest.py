@@ -27,8 +27,8 @@ __all__ = ["IngestServer", "Request"]
 class Request:
     """One parsed request, handed to the handler; ``respond`` answers it."""
 
-    __slots__ = ("body", "connection", "declared", "headers", "method", "path", "size",
-                 "too_big")
+    __slots__ = ("body", "connection", "declared", "handled", "headers", "method", "path",
+                 "size", "too_big")
 
     def __init__(self, connection: _Connection) -> None:
         self.connection = connection
@@ -39,6 +39,7 @@ class Request:
         self.size = 0
         self.too_big = False
         self.declared: int | None = None
+        self.handled = False
 
     def respond(self, status: int, body: bytes, extra: bytes = b"") -> None:
         """Write the answer (in order with the connection's other requests)."""
@@ -54,7 +55,8 @@ class _Connection(asyncio.Protocol):
         self.parser = httptools.HttpRequestParser(self)
         self.transport: asyncio.Transport | None = None
         self.current: Request | None = None
-        self.pending: list[tuple[Request, bytes | None, bool]] = []  # in arrival order
+        # answers owed, in arrival order: (request or None for an error, answer, keep alive)
+        self.pending: list[tuple[Request | None, bytes | None, bool]] = []
         self.closing = False
 
     # asyncio.Protocol
@@ -74,7 +76,8 @@ class _Connection(asyncio.Protocol):
         except httptools.HttpParserUpgrade:
             self._fail(400, b'{"status": "rejected", "reason": "upgrades are not supported"}')
         except httptools.HttpParserError:
-            self._fail(400, b'{"status": "rejected", "reason": "malformed HTTP"}')
+            if not self.closing:  # bytes after a "Connection: close" request are ignored
+                self._fail(400, b'{"status": "rejected", "reason": "malformed HTTP"}')
 
     # httptools callbacks
     def on_message_begin(self) -> None:
@@ -98,8 +101,11 @@ class _Connection(asyncio.Protocol):
         if declared is not None and declared.isdigit():
             request.declared = int(declared)
         if request.declared is not None and request.declared > self.server.max_body:
-            request.too_big = True
-        elif headers.get(b"expect", b"").lower() == b"100-continue" and self.transport:
+            request.too_big = True  # answered now (413); the body is not waited for
+            self.closing = True
+            self._hand_over(request, keep_alive=False)
+        elif (headers.get(b"expect", b"").lower() == b"100-continue" and self.transport
+              and not self.pending):  # never ahead of an earlier request's answer
             self.transport.write(b"HTTP/1.1 100 Continue\r\n\r\n")
 
     def on_body(self, body: bytes) -> None:
@@ -115,14 +121,26 @@ class _Connection(asyncio.Protocol):
     def on_message_complete(self) -> None:
         request, self.current = self.current, None
         assert request is not None
+        if request.handled:
+            return
         keep_alive = self.parser.should_keep_alive() and not request.too_big
+        if not keep_alive:
+            self.closing = True  # whatever follows on this connection is not read
+        self._hand_over(request, keep_alive=keep_alive)
+
+    def _hand_over(self, request: Request, *, keep_alive: bool) -> None:
+        request.handled = True
         self.pending.append((request, None, keep_alive))
-        self.server.handler(request)
+        try:
+            self.server.handler(request)
+        except Exception as exc:  # a handler bug: answer, and report it to the owner
+            self.server.report(exc)
+            self.respond(request, 500, b'{"status": "error", "reason": "internal error"}', b"")
 
     # answers
     def respond(self, request: Request, status: int, body: bytes, extra: bytes) -> None:
-        for index, (queued, _, keep_alive) in enumerate(self.pending):
-            if queued is request:
+        for index, (queued, answer, keep_alive) in enumerate(self.pending):
+            if queued is request and answer is None:
                 connection = b"" if keep_alive else b"Connection: close\r\n"
                 head = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
                         b"Content-Length: %d\r\n%s%s\r\n"
@@ -130,22 +148,28 @@ class _Connection(asyncio.Protocol):
                            connection))
                 self.pending[index] = (queued, head + body, keep_alive)
                 break
+        self._flush()
+
+    def _flush(self) -> None:
+        """Write every answer that is ready and owed first; close after a final one."""
         while self.pending and self.pending[0][1] is not None:
             _, answer, keep_alive = self.pending.pop(0)
-            if self.transport is not None:
-                self.transport.write(answer)  # type: ignore[arg-type]
-                if not keep_alive:
-                    self.closing = True
-                    self.transport.close()
-                    return
+            if self.transport is None:
+                continue
+            self.transport.write(answer)  # type: ignore[arg-type]
+            if not keep_alive:
+                self.pending.clear()
+                self.transport.close()
+                return
 
     def _fail(self, status: int, body: bytes) -> None:
+        """Answer an unreadable request, after the answers still owed, and close."""
         self.closing = True
-        if self.transport is not None:
-            self.transport.write(b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
-                                 b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
-                                 % (status, _REASONS[status], len(body), body))
-            self.transport.close()
+        answer = (b"HTTP/1.1 %d %s\r\nContent-Type: application/json\r\n"
+                  b"Content-Length: %d\r\nConnection: close\r\n\r\n%s"
+                  % (status, _REASONS[status], len(body), body))
+        self.pending.append((None, answer, False))
+        self._flush()
 
 
 class IngestServer:
@@ -242,6 +266,11 @@ class IngestServer:
             for task in others:  # the listener's forwarder, if any
                 task.cancel()
             await asyncio.gather(*others, return_exceptions=True)
+
+    def report(self, error: BaseException) -> None:
+        """Keep an error of the server's thread for the caller's next call."""
+        if self._error is None:
+            self._error = error
 
     def _loop_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
         """A callback failed on the server's thread: kept for the caller's next call."""

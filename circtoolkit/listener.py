@@ -25,7 +25,7 @@ from typing import Any
 import pandas as pd
 import requests as http
 
-from ._http1 import Connection, describe, request_head
+from ._http1 import TRANSPORT_ERRORS, Connection, describe, request_head
 from ._ingest import IngestServer, Request
 from .errors import ConfigurationError, ListenerError
 from .relay import RelayClient, create_channel, parse_listen_url
@@ -89,6 +89,8 @@ class Listener:
         self.max_body = max_body
         self.tolerance = tolerance
         self.forward_to = forward_to
+        if relay is not None and ngrok:
+            raise ConfigurationError("choose a relay or ngrok, not both")
         self.store = EventStore(db)
         if relay is not None and "/stream/" not in relay:
             # a relay's root URL: this store's channel there (made once, then remembered)
@@ -96,9 +98,7 @@ class Listener:
                                              lambda root: create_channel(root).listen_url)
         if relay is not None:
             parse_listen_url(relay)  # a clear error now rather than in a thread later
-        if relay is not None and ngrok:
-            raise ConfigurationError("choose a relay or ngrok, not both")
-        self.relay = relay
+        self._relay = relay
         self.ngrok = ngrok
         self._public_url: str | None = None
         self._relay_client: RelayClient | None = None
@@ -118,6 +118,7 @@ class Listener:
         self._forwards: asyncio.Queue[PendingRequest] | None = None
         self._error: BaseException | None = None
         self._started = False
+        self._stopped = False
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -126,6 +127,9 @@ class Listener:
         self._check()
         if self._started:
             raise ListenerError("this listener is already running")
+        if self._stopped:
+            raise ListenerError("a stopped listener cannot start again: create a new one "
+                                "(on the same db, it carries on where this one stopped)")
         self._dispatcher = threading.Thread(target=self._run_callbacks, daemon=True,
                                             name="circtoolkit-listener-callbacks")
         self._dispatcher.start()
@@ -137,9 +141,9 @@ class Listener:
             except BaseException:
                 self.stop()
                 raise
-        if self.relay is not None:
+        if self._relay is not None:
             self._relay_client = RelayClient(
-                self.relay, self.local_url, load_cursor=self.store.relay_cursor,
+                self._relay, self.local_url, load_cursor=self.store.relay_cursor,
                 save_cursor=self.store.save_relay_cursor, on_error=self._relay_failed)
             self._relay_client.start()
         return self
@@ -155,6 +159,7 @@ class Listener:
     def stop(self) -> None:
         """Stop serving (what was answered 2xx is stored) and re-raise a thread's error."""
         if self._started:
+            self._stopped = True
             if self._relay_client is not None:
                 self._relay_client.stop()
                 self._relay_client = None
@@ -188,11 +193,16 @@ class Listener:
     def url(self) -> str:
         """The callback URL to register with Circularo: the relay channel's inbox when
         receiving through a relay, else this listener's own address."""
-        if self.relay is not None:
-            return parse_listen_url(self.relay)[0].replace("/stream/", "/in/", 1)
+        if self._relay is not None:
+            return parse_listen_url(self._relay)[0].replace("/stream/", "/in/", 1)
         if self._public_url is not None:
             return self._public_url
         return self.local_url
+
+    @property
+    def relay(self) -> str | None:
+        """The relay stream this listener reads (without its read key), or None."""
+        return None if self._relay is None else parse_listen_url(self._relay)[0]
 
     @property
     def local_url(self) -> str:
@@ -319,6 +329,9 @@ class Listener:
             event = self._judge(incoming.method, incoming.path, dict(incoming.headers), body)
         except _Verdict as rejected:
             status, verdict, reason = rejected.status, "rejected", rejected.reason
+        except Exception as exc:  # a judging bug must not lose the request: keep it
+            log.exception("could not judge a request")
+            status, verdict, reason = 400, "rejected", f"unreadable request: {type(exc).__name__}"
         request = PendingRequest(received_ns, incoming.method, incoming.path, status, verdict,
                                  reason, encode_headers(incoming.headers), body,
                                  incoming.size, event)
@@ -352,6 +365,8 @@ class Listener:
             payload = json.loads(body)
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise _Verdict(400, f"malformed JSON: {exc}") from None
+        except RecursionError:
+            raise _Verdict(400, "malformed JSON: nested too deeply") from None
         if not isinstance(payload, dict):
             raise _Verdict(422, "the payload must be a JSON object")
         try:
@@ -368,8 +383,10 @@ class Listener:
             moment = datetime.fromisoformat(stamp)
             if moment.tzinfo is None:
                 raise ValueError("no time zone")
+            if not 1678 <= moment.year <= 2261:
+                raise ValueError("out of range")
             ts_ms = int(moment.timestamp() * 1000)
-        except ValueError:
+        except (ValueError, OverflowError):
             raise _Verdict(422, f"timestamp is not an ISO 8601 time with a zone: "
                                 f"{stamp!r}") from None
         if self.tolerance is not None:
@@ -430,9 +447,15 @@ class Listener:
             try:
                 async with asyncio.timeout(10):
                     status = await connection.post(head, request.body, extra)
-            except (OSError, EOFError, ValueError, TimeoutError) as exc:
+            except TimeoutError:
+                connection.close()
+                error = "timed out after 10 s"
+            except TRANSPORT_ERRORS as exc:
                 connection.close()
                 error = describe(exc)
+            except Exception as exc:  # never let one bad answer stop the forwarding
+                connection.close()
+                error = f"{type(exc).__name__}: {exc}"
             latency = (time.perf_counter() - started) * 1000
             try:
                 self._writer.record_forward(request.event_seq or 0, self.forward_to, status,

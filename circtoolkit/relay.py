@@ -164,7 +164,7 @@ def create_relay_app(db: str | Path | None = None) -> Callable[..., Any]:
         elif len(parts) >= 2 and parts[0] == "in" and method == "POST":
             await inbox(scope, receive, send, parts[1], "/" + "/".join(parts[2:]))
         elif len(parts) == 2 and parts[0] == "stream" and method == "GET":
-            await stream(scope, send, parts[1])
+            await stream(scope, receive, send, parts[1])
         else:
             await _drain(receive)
             await _json(send, 404, {"status": "error", "reason": f"no such endpoint: {path}"})
@@ -202,7 +202,8 @@ def create_relay_app(db: str | Path | None = None) -> Callable[..., Any]:
         state.wake(channel)
         await _json(send, 202, {"status": "relayed", "seq": seq})
 
-    async def stream(scope: dict[str, Any], send: Callable[..., Any], channel: str) -> None:
+    async def stream(scope: dict[str, Any], receive: Callable[..., Any],
+                     send: Callable[..., Any], channel: str) -> None:
         key_hash = known(channel)
         headers = dict(scope["headers"])
         authorization = headers.get(b"authorization", b"").decode("latin-1")
@@ -228,7 +229,20 @@ def create_relay_app(db: str | Path | None = None) -> Callable[..., Any]:
         arrived = state.arrived.setdefault(channel, asyncio.Event())
         await send({"type": "http.response.body", "body": b": connected\n\n",
                     "more_body": True})
-        while True:
+
+        async def disconnect() -> None:
+            while (await receive())["type"] != "http.disconnect":
+                pass
+
+        gone = asyncio.ensure_future(disconnect())
+        try:
+            await _follow(channel, after, arrived, gone, send)
+        finally:
+            gone.cancel()
+
+    async def _follow(channel: str, after: int, arrived: asyncio.Event,
+                      gone: asyncio.Future[None], send: Callable[..., Any]) -> None:
+        while not gone.done():
             arrived.clear()
             with state.lock:
                 rows = state.db.execute(
@@ -246,9 +260,11 @@ def create_relay_app(db: str | Path | None = None) -> Callable[..., Any]:
                 await send({"type": "http.response.body", "body": b"".join(chunks),
                             "more_body": True})
                 continue
-            try:
-                await asyncio.wait_for(arrived.wait(), KEEPALIVE)
-            except TimeoutError:
+            waiting = asyncio.ensure_future(arrived.wait())
+            done, _ = await asyncio.wait({waiting, gone}, timeout=KEEPALIVE,
+                                         return_when=asyncio.FIRST_COMPLETED)
+            waiting.cancel()
+            if not done:
                 await send({"type": "http.response.body", "body": b": keep-alive\n\n",
                             "more_body": True})
 
@@ -373,7 +389,7 @@ class RelayClient:
         while not self._stop.is_set():
             try:
                 self._follow(forward)
-            except (http.RequestException, OSError, ValueError) as exc:
+            except Exception as exc:
                 self.connected.clear()
                 if self._stop.is_set():
                     return
@@ -384,6 +400,8 @@ class RelayClient:
                             f"the relay refused the stream: {exc.response.status_code} "
                             f"{exc.response.text[:200]}"))
                     return
+                if not isinstance(exc, http.RequestException | OSError) and self._on_error:
+                    self._on_error(exc)  # not the network: worth knowing, then go on
                 self._stop.wait(self._retry_delay)
 
     def _follow(self, forward: http.Session) -> None:
@@ -412,11 +430,15 @@ class RelayClient:
         url = self.deliver_to.rstrip("/") + "/" + suffix if suffix else self.deliver_to
         while not self._stop.is_set():
             try:
-                forward.request(message["method"], url, data=base64.b64decode(message["body"]),
-                                headers=headers, timeout=30)
-                break
+                answer = forward.request(message["method"], url, headers=headers, timeout=30,
+                                         data=base64.b64decode(message["body"]))
             except http.RequestException:
-                self._stop.wait(self._retry_delay)  # the local receiver is busy: again
+                self._stop.wait(self._retry_delay)  # the local receiver is away: again
+                continue
+            # stored (2xx) or judged and kept (4xx): done; 5xx, 408, 429: not kept, again
+            if answer.status_code < 500 and answer.status_code not in (408, 429):
+                break
+            self._stop.wait(self._retry_delay)
         else:
             return
         self._save_cursor(self.channel, int(message["seq"]))

@@ -15,11 +15,13 @@ separate connections; in memory (``db=None``), they share one behind a lock.
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import io
 import logging
 import marshal
 import os
+import secrets
 import sqlite3
 import struct
 import threading
@@ -95,7 +97,6 @@ CREATE TABLE IF NOT EXISTS journal (
     generation INTEGER NOT NULL,
     applied    INTEGER NOT NULL
 );
-INSERT OR IGNORE INTO journal VALUES (0, 1, 0);
 CREATE TABLE IF NOT EXISTS relay_channels (
     relay      TEXT PRIMARY KEY,
     listen_url TEXT NOT NULL
@@ -274,8 +275,11 @@ def index_journal(db: sqlite3.Connection, path: str, segment_size: int,
 def _index_chunk(db: sqlite3.Connection, path: str, segment_size: int, limit: int) -> int:
     db.execute("BEGIN IMMEDIATE")
     try:
-        generation, applied = db.execute(
-            "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
+        row = db.execute("SELECT generation, applied FROM journal WHERE id = 0").fetchone()
+        if row is None:  # no writer has opened this database yet
+            db.execute("COMMIT")
+            return 0
+        generation, applied = row
         count = rows = 0
         for end, batch in _frames(path, applied, generation):
             _apply(db, batch)
@@ -307,12 +311,18 @@ class _Journal:
         self.path = path
         self.db = db
         self.segment_size = segment_size
+        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(self.fd)
+            raise ConfigurationError(f"another listener is writing to {path[:-8]}: one "
+                                     "writer per database (stop the other one first)") from None
         self.lock = threading.Lock()
         self.index_lock = threading.Lock()  # one connection: one indexing at a time
         index_journal(db, path, segment_size)  # recovery: whatever a crash left
         self.generation, applied = db.execute(
             "SELECT generation, applied FROM journal WHERE id = 0").fetchone()
-        self.fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.ftruncate(self.fd, applied)  # drop a torn frame a crash may have left
         self.size = applied
         self.last_append = 0.0
@@ -334,14 +344,15 @@ class _Journal:
             self.last_append = time.monotonic()
 
     def _index_when_idle(self) -> None:
-        while not self._stop.wait(IDLE_BEFORE_INDEXING):
+        busy_wait = IDLE_BEFORE_INDEXING
+        while not self._stop.wait(busy_wait):
             idle = time.monotonic() - self.last_append >= IDLE_BEFORE_INDEXING
             try:
                 with self.index_lock:
                     applied = self._applied()
-                    if applied < self.size and idle:
-                        index_journal(self.db, self.path, self.segment_size)
-                    elif self.size - applied > JOURNAL_BACKLOG_BYTES:
+                    if applied < self.size and (idle or
+                                                self.size - applied > JOURNAL_BACKLOG_BYTES):
+                        # one chunk at a time, the lock free in between (forward records)
                         index_journal(self.db, self.path, self.segment_size,
                                       limit=BACKLOG_CHUNK_FRAMES)
                     elif idle and applied == self.size >= JOURNAL_ROTATE_BYTES:
@@ -401,6 +412,9 @@ class StoreWriter:
         self._pending_strings: list[tuple[int, int, str]] = []
         with self._lock:
             self._db.executescript(_SCHEMA)
+            # a random first generation: a journal left by a deleted database never matches
+            self._db.execute("INSERT OR IGNORE INTO journal VALUES (0, ?, 0)",
+                             (secrets.randbits(62),))
             self._journal = (None if store.path is None else
                              _Journal(journal_path(store.path), self._db, store.segment_size))
             self._next_request = self._scalar("SELECT COALESCE(MAX(seq), 0) FROM requests") + 1
@@ -687,7 +701,8 @@ class EventStore:
         """
         with self._read_lock:
             self._catch_up()
-            return self._refresh()
+            # a shallow copy: your column changes stay yours; the data is shared, read-only
+            return self._refresh().copy(deep=False)
 
     def _catch_up(self) -> None:
         """Index what a listener's journal holds, so reads see every stored request."""

@@ -422,3 +422,67 @@ def test_garbage_is_answered_400_and_the_listener_keeps_serving(listener: Listen
     assert answer.startswith(b"HTTP/1.1 400 Bad Request")
     assert b"malformed HTTP" in answer
     assert post(listener, payload()).status_code == 200
+
+
+def test_an_unreadable_request_is_answered_after_the_ones_owed(listener: Listener) -> None:
+    answers = raw_exchange(listener, request_bytes(payload(1)) + b"NOT HTTP\r\n\r\n",
+                           wait_for=2)
+    assert answers.index(b"HTTP/1.1 200 OK") < answers.index(b"HTTP/1.1 400 Bad Request")
+    assert listener.events["documentId"].tolist() == ["doc-1"]
+
+
+def test_nothing_after_a_connection_close_request_is_read(listener: Listener) -> None:
+    first = request_bytes(payload(1), extra=b"Connection: close\r\n")
+    answers = raw_exchange(listener, first + request_bytes(payload(2)), wait_for=2)
+    assert answers.count(b"HTTP/1.1 ") == 1
+    assert b"200 OK" in answers and b"Connection: close" in answers
+    assert listener.requests["body"].tolist() == [payload(1)]
+
+
+def test_deeply_nested_json_and_impossible_timestamps_are_rejected(listener: Listener) -> None:
+    nested = post(listener, b"[" * 100_000 + b"]" * 100_000)
+    assert nested.status_code == 400 and "nested too deeply" in nested.text
+    far = post(listener, payload(timestamp="9999-12-31T00:00:00+00:00"))
+    assert far.status_code == 422 and "timestamp" in far.text
+    assert post(listener, payload()).status_code == 200
+
+
+def test_a_stopped_listener_does_not_start_again(tmp_path: Path) -> None:
+    listener = Listener(SECRET, db=tmp_path / "events.db").start()
+    listener.stop()
+    with pytest.raises(ListenerError, match="create a new one"):
+        listener.start()
+
+
+def test_changing_a_returned_frame_changes_nothing_stored(listener: Listener) -> None:
+    post(listener, payload(1))
+    frame = listener.events
+    frame["mine"] = 1
+    del frame["actor"]
+    again = listener.events
+    assert list(again["documentId"]) == ["doc-1"]
+    assert "mine" not in again.columns and "actor" in again.columns
+
+
+def test_the_relay_cursor_waits_for_a_stored_answer() -> None:
+    from circtoolkit.relay import Relay, RelayClient
+    from circtoolkit.sandbox.receiver import Receiver
+
+    saved: list[int] = []
+    with Relay() as relay, Receiver(status=[503, 503, 200]) as busy:
+        channel = relay.create_channel()
+        client = RelayClient(channel.listen_url, busy.url, load_cursor=lambda _: 0,
+                             save_cursor=lambda _, seq: saved.append(seq), retry_delay=0.01)
+        client.start()
+        try:
+            requests.post(channel.inbox, data=payload(), timeout=5,
+                          headers={"Content-Type": "application/json"})
+            busy.wait_for(3, timeout=10)
+            for _ in range(100):
+                if saved:
+                    break
+                threading.Event().wait(0.02)
+        finally:
+            client.stop()
+    assert [r.answered for r in busy.requests] == [503, 503, 200]
+    assert saved == [1]

@@ -62,9 +62,12 @@ def test_a_torn_frame_is_dropped_and_what_came_before_kept(tmp_path: Path) -> No
     for n in range(3):
         add(writer, n)
     writer.commit()
-    writer._journal._stop.set()  # a crash: nothing indexed, then half a frame written
-    with open(journal_path(db), "ab") as journal:
-        journal.write(b"\x40\x00\x00\x00garbage")
+    journal = writer._journal
+    journal._stop.set()  # a crash: nothing indexed, the file let go, half a frame written
+    journal._thread.join()
+    os.close(journal.fd)
+    with open(journal_path(db), "ab") as torn:
+        torn.write(b"\x40\x00\x00\x00garbage")
     with EventStore(db) as reader:
         assert reader.events["documentId"].tolist() == ["doc-0", "doc-1", "doc-2"]
     again = EventStore(db).writer()  # a new writer truncates the torn tail and carries on
@@ -106,3 +109,31 @@ def test_frames_handed_out_before_do_not_change(tmp_path: Path) -> None:
     after = store.events
     assert before["deliveries"].tolist() == [1]
     assert after["deliveries"].tolist() == [2, 1]
+
+
+def test_one_writer_per_database(tmp_path: Path) -> None:
+    from circtoolkit import ConfigurationError
+
+    db = str(tmp_path / "events.db")
+    first = EventStore(db).writer()
+    with pytest.raises(ConfigurationError, match="another listener is writing"):
+        EventStore(db).writer()
+    first.close()
+    EventStore(db).writer().close()  # free again once the first has closed
+
+
+def test_a_journal_left_by_a_deleted_database_is_not_replayed(tmp_path: Path) -> None:
+    db = str(tmp_path / "events.db")
+    writer = EventStore(db).writer()
+    add(writer, 1)
+    writer.commit()
+    journal = writer._journal
+    journal._stop.set()
+    journal._thread.join()
+    os.close(journal.fd)  # left behind, unindexed
+    for suffix in ("", "-wal", "-shm"):
+        if os.path.exists(db + suffix):
+            os.remove(db + suffix)
+    fresh = EventStore(db)
+    fresh.writer().close()
+    assert fresh.events.empty
