@@ -37,8 +37,10 @@ $(VENV)/.installed-bench: pyproject.toml | $(BIN)/python
 	touch $(VENV)/.installed $(VENV)/.installed-test $@
 
 bench: $(VENV)/.installed-bench
+	command -v wrk >/dev/null || (apt-get update -qq && apt-get install -y -qq wrk)
 	$(BIN)/python benchmarks/bench_client.py
 	$(BIN)/python benchmarks/bench_delivery.py
+	$(BIN)/python benchmarks/bench_listener.py
 
 lab: $(VENV)/.installed-test
 	$(BIN)/jupyter lab notebooks/
