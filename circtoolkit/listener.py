@@ -119,6 +119,7 @@ class Listener:
         self._error: BaseException | None = None
         self._started = False
         self._stopped = False
+        self._verdicts = {"accepted": 0, "duplicate": 0, "rejected": 0}
 
     # -- lifecycle -------------------------------------------------------------------
 
@@ -252,6 +253,18 @@ class Listener:
                                        f"after {timeout:g} s")
                 self._held.wait(min(remaining, 0.25))
             return self._events
+
+    def add_secret(self, secret: str) -> None:
+        """Also accept signatures made with ``secret`` from now on (rotation, or a webhook
+        just registered with a fresh secret); a listener without secrets starts checking."""
+        self._verifier = (Verifier(secret) if self._verifier is None
+                          else self._verifier.with_secret(secret))
+
+    @property
+    def stats(self) -> dict[str, int]:
+        """Cheap to poll: events held, and requests by verdict since this listener
+        started (``store.counts()`` has the totals)."""
+        return {"events": self._events, **self._verdicts}
 
     def on_event(self, callback: Callable[[dict[str, Any]], object]) -> Callable[[], None]:
         """Call ``callback(event)`` for each new accepted event, in order, on a helper
@@ -408,7 +421,9 @@ class Listener:
                 incoming.respond(503, b'{"status": "error", "reason": "storage failed"}')
             return
         accepted = []
+        verdicts = self._verdicts
         for request, incoming in waiting:
+            verdicts[request.verdict] += 1
             if request.verdict == "rejected":
                 incoming.respond(request.status,
                                  json.dumps({"status": "rejected",

@@ -81,6 +81,12 @@ class Verifier:
     def __repr__(self) -> str:
         return f"Verifier(<{len(self._keys)} secret(s), hidden>)"
 
+    def with_secret(self, secret: str | bytes) -> Verifier:
+        """A verifier that also accepts ``secret`` (rotation: add the new one first)."""
+        combined = Verifier.__new__(Verifier)
+        combined._keys = (*self._keys, _secret_bytes(secret))
+        return combined
+
     def verify(self, body: Body, signature: str | bytes | None) -> bool:
         """Whether ``signature`` is the HMAC of ``body`` under any of the secrets."""
         if signature is None:
