@@ -59,6 +59,11 @@ class EventMonitor(widgets.VBox):
                                             name="circtoolkit-event-monitor")
             self._thread.start()
 
+    def counts(self) -> dict[str, int]:
+        """The counters as shown: per event type, verified, unverified, duplicates,
+        rejected."""
+        return monitor_counts(self.listener.events, self.listener.stats)
+
     def view(self) -> pd.DataFrame:
         """The events the filters select, newest first."""
         events = self.listener.events
