@@ -4,7 +4,7 @@ VENV   ?= .venv
 BIN    := $(VENV)/bin
 PIP    := $(BIN)/python -m pip --disable-pip-version-check -q
 
-.PHONY: demo test lab lint sandbox bench clean
+.PHONY: demo test lab lint sandbox bench clean chromium
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -25,7 +25,12 @@ demo: $(VENV)/.installed
 sandbox: $(VENV)/.installed
 	$(BIN)/circtoolkit sandbox
 
-test: $(VENV)/.installed-test
+# the browser tests drive Debian's Chromium (never `playwright install`: no downloads here)
+chromium:
+	@command -v chromium >/dev/null || { [ "$$(id -u)" = 0 ] && apt-get update -qq \
+		&& apt-get install -y -qq chromium >/dev/null; } || echo "no chromium: browser tests skip"
+
+test: $(VENV)/.installed-test chromium
 	$(BIN)/ruff check circtoolkit tests benchmarks
 	$(BIN)/python -m pytest tests notebooks --nbval --nbval-sanitize-with notebooks/sanitize.cfg
 

@@ -180,9 +180,16 @@ def test_dashboard_connects_the_listener_in_one_click(live: Sandbox) -> None:
         webhook = dashboard.connected
         assert webhook is not None and webhook.callback_url == listener.url
         assert webhook.id in dashboard.manager.table.value
-        live.trigger("documentCompleted")
+        dashboard.trigger_button.click()  # no sandbox given: says so
+        assert "sandbox only" in dashboard.status.value
+        with_sandbox = Dashboard(client, listener, sandbox=live, auto_refresh=False)
+        with_sandbox.trigger_choice.value = "documentCompleted"
+        with_sandbox.trigger_button.click()
+        assert "sent documentCompleted" in with_sandbox.status.value
+        assert "to 1 webhook(s)" in with_sandbox.status.value
         live.wait_for_deliveries(10)
         listener.wait_for(1)
+        with_sandbox.close()
         assert listener.events["verified"].tolist() == [True]
         dashboard.monitor.redraw()
         assert "<b>1</b> documentCompleted" in dashboard.monitor.counters.value

@@ -86,6 +86,8 @@ class EventMonitor(widgets.VBox):
                                  document=self.document_filter.value or None).iloc[::-1]
             shown = view.head(self.rows)[_SHOWN].copy()
             shown["received_at"] = shown["received_at"].dt.strftime("%H:%M:%S")
+            shown["documentId"] = [d if len(d) <= 12 else d[:8] + "…"
+                                   for d in shown["documentId"]]
             self.latest.value = html_table(shown.to_dict("records"),
                                            empty="no events match" if len(events)
                                            else "waiting for events…")
