@@ -19,7 +19,7 @@ from typing import Any
 
 import httptools
 
-from ._server import ServerError, bind_socket
+from ._server import BoundAddress, ServerError, bind_socket
 
 __all__ = ["IngestServer", "Request"]
 
@@ -172,7 +172,7 @@ class _Connection(asyncio.Protocol):
         self._flush()
 
 
-class IngestServer:
+class IngestServer(BoundAddress):
     """Serves ``handler`` on a background thread with its own (uv)loop.
 
     ``handler(request)`` runs on that thread for each complete request and must, now or
@@ -196,17 +196,6 @@ class IngestServer:
         self._port: int | None = None
         self._error: BaseException | None = None
         self._running = threading.Event()
-
-    @property
-    def port(self) -> int:
-        if self._port is None:
-            raise ServerError(f"{self.name} is not running")
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     @property
     def is_running(self) -> bool:

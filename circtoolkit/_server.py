@@ -18,7 +18,7 @@ import uvicorn
 
 from ._redact import install_log_redaction
 
-__all__ = ["BackgroundServer", "ServerError"]
+__all__ = ["BackgroundServer", "BoundAddress", "ServerError"]
 
 
 class ServerError(RuntimeError):
@@ -39,7 +39,29 @@ def bind_socket(host: str, port: int) -> socket.socket:
     return sock
 
 
-class BackgroundServer:
+class BoundAddress:
+    """The address of a server that binds its own socket: ``port`` (port 0 resolved)
+    and ``root_url``, valid while it runs. Subclasses set ``host``, ``name``, ``_port``."""
+
+    host: str
+    name: str
+    _port: int | None
+
+    @property
+    def port(self) -> int:
+        """The port actually bound (resolves port 0); only valid while running."""
+        if self._port is None:
+            raise ServerError(f"{self.name} is not running")
+        return self._port
+
+    @property
+    def root_url(self) -> str:
+        """``http://host:port`` of the running server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return f"http://{host}:{self.port}"
+
+
+class BackgroundServer(BoundAddress):
     """One uvicorn server for ``app`` on its own thread and event loop."""
 
     def __init__(self, app: Any, *, host: str = "127.0.0.1", port: int = 0,
@@ -54,19 +76,6 @@ class BackgroundServer:
         self._socket: socket.socket | None = None
         self._error: BaseException | None = None
         self._port: int | None = None
-
-    @property
-    def port(self) -> int:
-        """The port actually bound (resolves port 0); only valid while running."""
-        if self._port is None:
-            raise ServerError(f"{self.name} is not running")
-        return self._port
-
-    @property
-    def root_url(self) -> str:
-        """``http://host:port`` of the running server."""
-        host = f"[{self.host}]" if ":" in self.host else self.host
-        return f"http://{host}:{self.port}"
 
     @property
     def is_running(self) -> bool:
