@@ -87,7 +87,8 @@ def lifecycle(events: pd.DataFrame) -> pd.DataFrame:
     table["events"] = grouped.size()
     table["time_to_complete"] = table["completed"] - table["created"]
     endings = frame[frame["event"].isin(list(_ENDINGS))]
-    latest = (endings.sort_values("timestamp").groupby("documentId")["event"].last()
+    latest = (endings.sort_values("timestamp", kind="stable")  # ties: the later arrival
+              .groupby("documentId")["event"].last()
               .map(_ENDINGS))
     status = latest.reindex(table.index)
     status = status.where(status.notna(), table["sign_requests"].gt(0).map(
@@ -104,9 +105,10 @@ def event_counts(events: pd.DataFrame, freq: str = "1h") -> pd.DataFrame:
     frame = _normalised(events)
     if frame.empty:
         return pd.DataFrame()
-    table = pd.crosstab(frame["timestamp"].dt.floor(freq), frame["event"])
-    full = pd.date_range(table.index.min(), table.index.max(), freq=freq)
-    table = table.reindex(full, fill_value=0)
+    table = (frame.assign(count=1)
+             .pivot_table(index="timestamp", columns="event", values="count", aggfunc="sum",
+                          fill_value=0)
+             .resample(freq).sum())  # any pandas frequency, empty periods included
     table.index.name = "period"
     table.columns.name = "event"
     return table
@@ -114,13 +116,18 @@ def event_counts(events: pd.DataFrame, freq: str = "1h") -> pd.DataFrame:
 
 def funnel(events: pd.DataFrame) -> pd.DataFrame:
     """Documents reaching each stage: created, sent for signing, signed by someone,
-    completed - with the share of those created and of the stage before."""
+    completed - each stage counting only documents seen in the one before (a listener
+    started mid-flow misses some creations) - with the share of those created and of
+    the stage before."""
     table = lifecycle(events)
-    stages = {
-        "created": table["created"].notna() | table["events"].gt(0),
-        "sent for signing": table["sign_requests"].gt(0),
-        "signed by someone": table["signatures"].gt(0),
-        "completed": table["completed"].notna(),
+    created = table["created"].notna()
+    sent = created & table["sign_requests"].gt(0)
+    signed = sent & table["signatures"].gt(0)
+    stages = {  # nested: each stage counts only documents that went through the one before
+        "created": created,
+        "sent for signing": sent,
+        "signed by someone": signed,
+        "completed": signed & table["completed"].notna(),
     }
     documents = pd.Series({stage: int(mask.sum()) for stage, mask in stages.items()})
     result = pd.DataFrame({"documents": documents})
@@ -153,6 +160,7 @@ def plot_timeline(events: pd.DataFrame, freq: str = "1h", *, ax: Axes | None = N
     colours = mpl.colormaps["tab20"]  # eleven event types: ten colours would repeat
     for number, column in enumerate(table.columns):
         ax.plot(table.index, table[column], label=column, linewidth=1.4,
+                marker="o" if len(table) == 1 else None,  # one period: a visible point
                 color=colours(number * 2 % 20 + number * 2 // 20))
     ax.set_title("Document events over time")
     ax.set_xlabel("time (UTC)")

@@ -109,3 +109,24 @@ def test_charts_are_labelled_and_return_their_axes(simulated) -> None:
     _, axes = plt.subplots()
     assert analysis.plot_funnel(events, ax=axes) is axes
     plt.close("all")
+
+
+def test_ties_nesting_and_any_frequency() -> None:
+    stamp = pd.Timestamp("2026-01-01T09:00:00Z")
+    events = pd.DataFrame({
+        "documentId": ["a", "a", "a", "b"],
+        "event": ["documentCreated", "documentCompleted", "documentDeleted", "documentSigned"],
+        "actor": ["o", "s", "o", "s"],
+        "timestamp": [stamp, stamp + pd.Timedelta(hours=1), stamp + pd.Timedelta(hours=1),
+                      stamp + pd.Timedelta(days=9)],
+    })
+    table = analysis.lifecycle(events)
+    for _ in range(20):  # a tie goes to the later arrival, every time
+        assert analysis.lifecycle(events).loc["a", "final_status"] == "deleted"
+    assert table.loc["b", "final_status"] == "draft"  # no sign request seen, no ending
+    stages = analysis.funnel(events)["documents"].tolist()
+    assert stages == [1, 0, 0, 0]  # "b" was never seen created: it is in no stage
+    weekly = analysis.event_counts(events, "W")
+    assert int(weekly.to_numpy().sum()) == 4 and len(weekly) == 2
+    ax = analysis.plot_timeline(events.iloc[:1], "1D")
+    assert ax.get_lines()[0].get_marker() == "o"

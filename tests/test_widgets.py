@@ -220,3 +220,39 @@ def test_widgets_import_the_core_and_not_the_reverse() -> None:
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout
     assert out.strip() == "False"
+
+
+def test_monitor_leaves_listener_errors_to_the_user_and_keeps_watching() -> None:
+    from circtoolkit import ListenerError
+
+    with Listener(SECRET) as listener:
+        listener.on_event(lambda event: 1 / 0)  # a user's callback that fails
+        monitor = EventMonitor(listener, interval=0.05)
+        try:
+            post(listener, 1)
+            monitor.wait_until_drawn(1)
+            post(listener, 2)
+            monitor.wait_until_drawn(2)  # still watching
+        finally:
+            monitor.stop()
+        with pytest.raises(ListenerError, match="division by zero"):
+            listener.wait_for(0)  # the error reached its owner
+
+
+def test_connect_twice_keeps_one_webhook_and_ids_are_escaped(live: Sandbox) -> None:
+    with Listener() as listener:
+        dashboard = Dashboard(live.client(ACME_ADMIN), listener, auto_refresh=False)
+        first = dashboard.connect()
+        again = dashboard.connect()
+        assert again is first and "already connected" in dashboard.status.value
+        assert len(live.client(ACME_ADMIN).list_webhooks()) == 1
+        dashboard.manager.ask_delete("<img src=x onerror=alert(1)>")
+        assert "<img" not in dashboard.manager.confirm_text.value
+        dashboard.close()
+
+
+def test_an_unknown_session_is_a_readable_message(live: Sandbox) -> None:
+    stale = CircularoClient(live.url, token="x" * 64)
+    manager = WebhookManager(stale)
+    assert "401" in manager.status.value and "Traceback" not in manager.status.value
+    assert "x" * 64 not in manager.status.value

@@ -50,6 +50,10 @@ class Dashboard(widgets.VBox):
     def connect(self) -> Webhook | None:
         """Register ``listener.url`` as a webhook with a fresh secret (a tenant webhook
         for a global admin, else the admin's organization's)."""
+        if self.connected is not None:  # a second webhook would deliver everything twice
+            self.status.value = (f"already connected: webhook "
+                                 f"{html.escape(self.connected.id)}")
+            return self.connected
         secret = generate_secret()
         kind = "tenant" if self.manager.is_global_admin else "organization"
         try:
@@ -61,7 +65,8 @@ class Dashboard(widgets.VBox):
         self.listener.add_secret(secret)
         self.connected = webhook
         self.manager.refresh()
-        self.status.value = (f"connected: webhook {webhook.id} sends {kind} events here, "
+        self.status.value = (f"connected: webhook {html.escape(webhook.id)} sends {kind} "
+                             "events here, "
                              "signed with a fresh secret the listener now checks")
         return webhook
 

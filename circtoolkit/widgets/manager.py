@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 from typing import Any
 
 import ipywidgets as widgets
@@ -21,6 +22,7 @@ class WebhookManager(widgets.VBox):
     def __init__(self, client: CircularoClient, **kwargs: Any) -> None:
         self.client = client
         self.webhooks: list[Webhook] = []
+        self.whoami_error: str | None = None
         who = self._whoami()
         self.is_global_admin = who.get("user", {}).get("role") == "global_admin"
         organization = (who.get("user", {}).get("organization") or {})
@@ -67,16 +69,18 @@ class WebhookManager(widgets.VBox):
         super().__init__([widgets.HTML("<h3>Webhooks</h3>"), controls, self.table, self.rows,
                           self.confirm_box, form, self.status], **kwargs)
         self.refresh()
+        if self.whoami_error:
+            self._report(f"could not read who you are (log in again?): {self.whoami_error}",
+                         error=True)
 
     def _whoami(self) -> dict[str, Any]:
         try:
             return self.client.whoami()
-        except CircularoError:
+        except CircularoError as exc:
+            self.whoami_error = str(exc)
             return {}
 
     def _report(self, message: str, *, error: bool = False) -> None:
-        import html
-
         colour = "#b00020" if error else "#1b5e20"
         self.status.value = f"<span style='color:{colour}'>{html.escape(message)}</span>"
 
@@ -107,7 +111,8 @@ class WebhookManager(widgets.VBox):
     def generate(self) -> None:
         """Fill the secret field with a fresh random secret."""
         self.secret.value = generate_secret()
-        self._report("a fresh secret was generated: copy it to your receiver before creating")
+        self._report("a fresh secret was generated (hidden here); after creating, "
+                     "'reveal my secrets' shows it in the table to copy to your receiver")
 
     def create(self) -> Webhook | None:
         """Create a webhook from the form (the URL is checked first)."""
@@ -134,7 +139,8 @@ class WebhookManager(widgets.VBox):
     def ask_delete(self, webhook_id: str) -> None:
         """Ask for confirmation before deleting ``webhook_id`` (its row's button)."""
         self.pending_delete = webhook_id
-        self.confirm_text.value = f"Delete webhook <b>{webhook_id}</b>? Notifications stop at once."
+        self.confirm_text.value = (f"Delete webhook <b>{html.escape(webhook_id)}</b>? "
+                                   "Notifications stop at once.")
         self.confirm_box.layout.display = ""
 
     def cancel_delete(self) -> None:

@@ -62,11 +62,16 @@ class EventMonitor(widgets.VBox):
     def counts(self) -> dict[str, int]:
         """The counters as shown: per event type, verified, unverified, duplicates,
         rejected."""
-        return monitor_counts(self.listener.events, self.listener.stats)
+        return monitor_counts(self._events(), self.listener.stats)
+
+    def _events(self) -> pd.DataFrame:
+        # the store itself: reading through the listener would take its thread errors,
+        # which belong to your next call, not to this widget
+        return self.listener.store.events
 
     def view(self) -> pd.DataFrame:
         """The events the filters select, newest first."""
-        events = self.listener.events
+        events = self._events()
         selected = filter_events(events, event=self.event_filter.value or None,
                                  document=self.document_filter.value or None)
         return selected.iloc[::-1]
@@ -75,7 +80,7 @@ class EventMonitor(widgets.VBox):
         """Redraw counters and table now (thread-safe; the poller calls it on change)."""
         with self._lock:
             stats = self.listener.stats
-            events = self.listener.events
+            events = self._events()
             counts = monitor_counts(events, stats)
             cells = "".join(
                 f"<div style='display:inline-block;margin:2px 10px 2px 0;padding:4px 8px;"
@@ -96,12 +101,14 @@ class EventMonitor(widgets.VBox):
     def export(self) -> Path | None:
         """Write the current view (all matching rows) to the CSV file; returns its path."""
         path = Path(self.export_path.value.strip() or "events.csv")
+        view = self.view()
         try:
-            self.view().to_csv(path, index=False)
+            view.to_csv(path, index=False)
         except OSError as exc:
-            self.status.value = f"<span style='color:#b00020'>could not write {path}: {exc}</span>"
+            self.status.value = (f"<span style='color:#b00020'>could not write "
+                                 f"{html.escape(str(path))}: {html.escape(str(exc))}</span>")
             return None
-        self.status.value = f"{len(self.view()):,} events written to {html.escape(str(path))}"
+        self.status.value = f"{len(view):,} events written to {html.escape(str(path))}"
         return path
 
     def _poll(self) -> None:
@@ -109,10 +116,9 @@ class EventMonitor(widgets.VBox):
             try:
                 if self.listener.stats != self._seen:
                     self.redraw()
-            except Exception as exc:  # the listener stopped, or failed: say so, stop polling
-                self.status.value = (f"<span style='color:#b00020'>monitor stopped: "
-                                     f"{html.escape(str(exc))}</span>")
-                return
+            except Exception as exc:  # say so, and keep watching: it may pass
+                self.status.value = (f"<span style='color:#b00020'>could not read the "
+                                     f"listener: {html.escape(str(exc))}</span>")
 
     def stop(self) -> None:
         """Stop following the listener."""
