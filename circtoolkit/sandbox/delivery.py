@@ -356,10 +356,14 @@ class DeliveryEngine:
         try:
             await self._stopped.wait()
         finally:
-            tasks = [*self._tasks, *background]
-            for task in tasks:
+            for task in background:
                 task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(*background, return_exceptions=True)
+            while self._tasks:  # workers spawned while stopping are ended too
+                tasks = list(self._tasks)
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
             self._flush()
 
     def _begin_stop(self) -> None:
@@ -384,6 +388,8 @@ class DeliveryEngine:
                 lane = self._lanes[head.origin] = _Lane(head.origin)
             lane.queue.append(job)
             touched.add(lane)
+        if self._stopped is not None and self._stopped.is_set():
+            return  # stopping: they stay pending in the database for the next start
         for lane in touched:
             # a new worker whenever the queue is longer than the idle workers can take
             while (lane.workers < self.max_connections_per_origin
