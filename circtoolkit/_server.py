@@ -12,13 +12,13 @@ from __future__ import annotations
 import logging
 import socket
 import threading
-from typing import Any
+from typing import Any, Self
 
 import uvicorn
 
 from ._redact import install_log_redaction
 
-__all__ = ["BackgroundServer", "BoundAddress", "ServerError"]
+__all__ = ["BackgroundServer", "BoundAddress", "ServerError", "Service"]
 
 
 class ServerError(RuntimeError):
@@ -37,6 +37,23 @@ def bind_socket(host: str, port: int) -> socket.socket:
         raise
     sock.set_inheritable(True)
     return sock
+
+
+class Service:
+    """Something with ``start()`` (returning itself) and ``stop()``, usable as
+    ``with Thing() as thing:`` (the sandbox, the listener, the relay, the receiver)."""
+
+    def start(self) -> Self:
+        raise NotImplementedError
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.stop()
 
 
 class BoundAddress:

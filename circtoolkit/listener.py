@@ -27,6 +27,7 @@ import requests as http
 
 from ._http1 import TRANSPORT_ERRORS, Connection, describe, request_head
 from ._ingest import IngestServer, Request
+from ._server import Service
 from .errors import ConfigurationError, ListenerError
 from .relay import RelayClient, create_channel, parse_listen_url
 from .signing import SIGNATURE_HEADER, Verifier
@@ -53,7 +54,7 @@ class _Verdict(Exception):
         self.reason = reason
 
 
-class Listener:
+class Listener(Service):
     """Receives webhook notifications on a background thread and keeps every request.
 
     ``secret`` (one, several for rotation, or None to accept unsigned notifications as
@@ -179,11 +180,6 @@ class Listener:
                 self._error = self._error or exc
         self._check()
 
-    def __enter__(self) -> Listener:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def is_running(self) -> bool:

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests as http
 
 from ._redact import mask
-from ._server import BackgroundServer
+from ._server import BackgroundServer, Service
 from .errors import ConfigurationError
 
 __all__ = ["MAX_BODY", "Channel", "Relay", "RelayClient", "create_channel", "create_relay_app",
@@ -286,7 +286,7 @@ def _base_url(scope: dict[str, Any]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-class Relay:
+class Relay(Service):
     """A relay served from a background thread (``circtoolkit relay`` in the foreground)."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
@@ -302,11 +302,6 @@ class Relay:
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> Relay:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:

@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from .._server import BackgroundServer
+from .._server import BackgroundServer, Service
 from .app import API_PREFIX, RELAY_PREFIX, create_app
 from .delivery import DEFAULT_RETRY_SCHEDULE, FAST_RETRY_SCHEDULE, DeliveryEngine, Outbox
 from .state import (
@@ -43,7 +43,7 @@ __all__ = ["ACCOUNTS", "DEFAULT_RETRY_SCHEDULE", "DEMO_PASSWORD", "FAST_RETRY_SC
            "ORGANIZATIONS", "TENANT", "Account", "Sandbox", "create_app"]
 
 
-class Sandbox:
+class Sandbox(Service):
     """The sandbox served from a background thread (port 0 picks a free port).
 
     ``db`` is a SQLite file to keep state across restarts (in memory when None);
@@ -96,11 +96,6 @@ class Sandbox:
             self.engine.stop()
             self.state.close()
 
-    def __enter__(self) -> Sandbox:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def is_running(self) -> bool:

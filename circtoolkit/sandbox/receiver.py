@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._server import BackgroundServer
+from .._server import BackgroundServer, Service
 from ..signing import SIGNATURE_HEADER, verify
 
 __all__ = ["ReceivedRequest", "Receiver"]
@@ -40,7 +40,7 @@ class ReceivedRequest:
         return self.headers.get(SIGNATURE_HEADER)
 
 
-class Receiver:
+class Receiver(Service):
     """Records webhook requests on a background server; ``url`` is its callback URL."""
 
     def __init__(self, secrets: str | Sequence[str] | None = None, *,
@@ -100,11 +100,6 @@ class Receiver:
     def stop(self) -> None:
         self._server.stop()
 
-    def __enter__(self) -> Receiver:
-        return self.start()
-
-    def __exit__(self, *exc_info: object) -> None:
-        self.stop()
 
     @property
     def url(self) -> str:
