@@ -27,14 +27,15 @@ __all__ = ["IngestServer", "Request"]
 class Request:
     """One parsed request, handed to the handler; ``respond`` answers it."""
 
-    __slots__ = ("body", "connection", "declared", "handled", "headers", "method", "path",
-                 "size", "too_big")
+    __slots__ = ("body", "connection", "declared", "handled", "header", "headers", "method",
+                 "path", "size", "too_big")
 
     def __init__(self, connection: _Connection) -> None:
         self.connection = connection
         self.method = ""
         self.path = ""
-        self.headers: list[tuple[bytes, bytes]] = []
+        self.headers: list[tuple[bytes, bytes]] = []  # as received, in order
+        self.header: dict[bytes, bytes] = {}  # by name (the last value wins)
         self.body: list[bytes] = []
         self.size = 0
         self.too_big = False
@@ -96,7 +97,7 @@ class _Connection(asyncio.Protocol):
         assert request is not None
         request.method = self.parser.get_method().decode("ascii", "replace")
         request.path = httptools.parse_url(self._url).path.decode("utf-8", "replace")
-        headers = dict(request.headers)
+        headers = request.header = dict(request.headers)
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit():
             request.declared = int(declared)

@@ -18,7 +18,7 @@ import uvicorn
 
 from ._redact import install_log_redaction
 
-__all__ = ["BackgroundServer", "BoundAddress", "ServerError", "Service"]
+__all__ = ["BackgroundServer", "BoundAddress", "ServedApp", "ServerError", "Service"]
 
 
 class ServerError(RuntimeError):
@@ -54,6 +54,24 @@ class Service:
 
     def __exit__(self, *exc_info: object) -> None:
         self.stop()
+
+
+class ServedApp(Service):
+    """A service that is one ASGI app on a ``BackgroundServer`` (``self._server``)."""
+
+    _server: BackgroundServer
+
+    def start(self) -> Self:
+        self._server.start()
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+
+    @property
+    def is_running(self) -> bool:
+        """Whether it is serving."""
+        return self._server.is_running
 
 
 class BoundAddress:

@@ -18,6 +18,7 @@ from . import __version__
 from ._redact import mask
 from .client import CircularoClient, Exchange
 from .errors import CircularoError
+from .models import format_timestamp
 
 if TYPE_CHECKING:
     from .sandbox import Sandbox
@@ -164,15 +165,14 @@ def _receive_notifications(sandbox: Sandbox, client: CircularoClient, out: TextI
         sandbox.wait_for_deliveries(timeout=60)
         listener.wait_for(report.deliveries, timeout=30)
         received = listener.events
-        verdicts = {(f"{row.timestamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z", str(row.event),
-                     row.actor, row.documentId): bool(row.verified)
-                    for row in received.itertuples()}
+        verdicts = {(format_timestamp(row.timestamp), str(row.event), row.actor,
+                     row.documentId): bool(row.verified) for row in received.itertuples()}
         # arrival order is not emission order: show them in the order they happened
         print(f"{'timestamp':<25} {'event':<29} {'document':<10} {'actor':<18} signature",
               file=out)
         good = 0
         for event in sandbox.events().itertuples():
-            stamp = f"{event.timestamp:%Y-%m-%dT%H:%M:%S.%f}"[:-3] + "Z"
+            stamp = format_timestamp(event.timestamp)
             verified = verdicts.get((stamp, str(event.event), event.actor, event.document_id))
             if verified is None:
                 continue
@@ -263,6 +263,14 @@ def cmd_relay(args: argparse.Namespace, out: TextIO) -> int:
     return status
 
 
+def _server_options(parser: argparse.ArgumentParser, *, port: int, keeps: str) -> None:
+    """--host, --port and --db, as every serving command has them."""
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=port, help=f"port ({port}; 0 picks one)")
+    parser.add_argument("--db", default=None, metavar="PATH",
+                        help=f"SQLite file that keeps {keeps} across restarts")
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser of the ``circtoolkit`` command."""
     parser = argparse.ArgumentParser(
@@ -273,10 +281,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     sandbox = commands.add_parser("sandbox", help="serve an offline Circularo API",
                                   description="Serve an offline Circularo API under /api/v1.")
-    sandbox.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    sandbox.add_argument("--port", type=int, default=8000, help="port (8000; 0 picks a free one)")
-    sandbox.add_argument("--db", default=None, metavar="PATH",
-                         help="SQLite file that keeps webhooks, keys and tokens across restarts")
+    _server_options(sandbox, port=8000, keeps="webhooks, keys, tokens and deliveries")
     sandbox.add_argument("--token-ttl", type=float, default=3600.0, metavar="SECONDS",
                          help="session tokens expire this long after their last use (3600)")
     sandbox.add_argument("--fast-retries", action="store_true",
@@ -289,13 +294,10 @@ def build_parser() -> argparse.ArgumentParser:
         description="Receive Circularo webhooks, verify their signatures and store every "
                     f"request. Secrets may also come from ${SECRET_ENVIRONMENT} (one per line), "
                     "which keeps them out of the process list.")
-    listen.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    listen.add_argument("--port", type=int, default=8001, help="port (8001; 0 picks one)")
+    _server_options(listen, port=8001, keeps="every request")
     listen.add_argument("--path", default="/", help="the callback path (/)")
     listen.add_argument("--secret", action="append", metavar="S",
                         help="HMAC secret; repeat for rotation")
-    listen.add_argument("--db", default=None, metavar="PATH",
-                        help="SQLite file that keeps every request across restarts")
     listen.add_argument("--forward-to", default=None, metavar="URL",
                         help="pass each accepted request on to this local app")
     listen.add_argument("--relay", default=None, metavar="URL",
@@ -312,10 +314,7 @@ def build_parser() -> argparse.ArgumentParser:
         "relay", help="serve a tunnel-style relay for listeners with no public address",
         description="Serve a relay: senders POST to a channel's inbox, listeners read the "
                     "channel's stream with its read key.")
-    relay.add_argument("--host", default="127.0.0.1", help="address to bind (127.0.0.1)")
-    relay.add_argument("--port", type=int, default=8002, help="port (8002; 0 picks one)")
-    relay.add_argument("--db", default=None, metavar="PATH",
-                       help="SQLite file that keeps channels and messages across restarts")
+    _server_options(relay, port=8002, keeps="channels and messages")
     relay.set_defaults(handler=cmd_relay)
 
     demo = commands.add_parser("demo", help="walk the seed's webhook steps on the sandbox",

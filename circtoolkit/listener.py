@@ -180,7 +180,6 @@ class Listener(Service):
                 self._error = self._error or exc
         self._check()
 
-
     @property
     def is_running(self) -> bool:
         """Whether the listener is serving."""
@@ -335,7 +334,7 @@ class Listener(Service):
                 raise _Verdict(413, (f"body of {incoming.declared} bytes exceeds max_body "
                                      f"({self.max_body} bytes)") if incoming.declared
                                else f"body exceeds max_body ({self.max_body} bytes)")
-            event = self._judge(incoming.method, incoming.path, dict(incoming.headers), body)
+            event = self._judge(incoming.method, incoming.path, incoming.header, body)
         except _Verdict as rejected:
             status, verdict, reason = rejected.status, "rejected", rejected.reason
         except Exception as exc:  # a judging bug must not lose the request: keep it

@@ -23,6 +23,7 @@ __all__ = [
     "Webhook",
     "WebhookList",
     "WebhookType",
+    "format_epoch",
     "format_timestamp",
     "parse_timestamp",
 ]
@@ -48,7 +49,12 @@ EVENT_TYPES: Final[tuple[str, ...]] = (
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 UTC with milliseconds and ``Z``, as Circularo writes it: 2023-07-19T10:30:25.542Z."""
     moment = moment.astimezone(UTC) if moment.tzinfo else moment.replace(tzinfo=UTC)
-    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
+    return moment.isoformat(timespec="milliseconds")[:-6] + "Z"  # drop "+00:00"
+
+
+def format_epoch(seconds: float) -> str:
+    """``format_timestamp`` of a POSIX time (seconds since the epoch)."""
+    return format_timestamp(datetime.fromtimestamp(seconds, UTC))
 
 
 def parse_timestamp(text: str) -> datetime:

@@ -42,7 +42,7 @@ from urllib.parse import parse_qs, urlsplit
 import requests as http
 
 from ._redact import mask
-from ._server import BackgroundServer, Service
+from ._server import BackgroundServer, ServedApp
 from .errors import ConfigurationError
 
 __all__ = ["MAX_BODY", "Channel", "Relay", "RelayClient", "create_channel", "create_relay_app",
@@ -286,7 +286,7 @@ def _base_url(scope: dict[str, Any]) -> str:
     return f"{scope.get('scheme', 'http')}://{host}"
 
 
-class Relay(Service):
+class Relay(ServedApp):
     """A relay served from a background thread (``circtoolkit relay`` in the foreground)."""
 
     def __init__(self, *, host: str = "127.0.0.1", port: int = 0,
@@ -295,22 +295,10 @@ class Relay(Service):
         self._server = BackgroundServer(self.app, host=host, port=port,
                                         name="circtoolkit-relay")
 
-    def start(self) -> Relay:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
-
     @property
     def url(self) -> str:
         """The relay's root URL."""
         return self._server.root_url
-
-    @property
-    def is_running(self) -> bool:
-        return self._server.is_running
 
     def create_channel(self) -> Channel:
         """A new channel on this relay."""

@@ -96,7 +96,6 @@ class Sandbox(Service):
             self.engine.stop()
             self.state.close()
 
-
     @property
     def is_running(self) -> bool:
         """Whether the sandbox is serving."""

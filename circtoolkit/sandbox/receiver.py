@@ -17,7 +17,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from .._server import BackgroundServer, Service
+from .._server import BackgroundServer, ServedApp
 from ..signing import SIGNATURE_HEADER, verify
 
 __all__ = ["ReceivedRequest", "Receiver"]
@@ -40,7 +40,7 @@ class ReceivedRequest:
         return self.headers.get(SIGNATURE_HEADER)
 
 
-class Receiver(Service):
+class Receiver(ServedApp):
     """Records webhook requests on a background server; ``url`` is its callback URL."""
 
     def __init__(self, secrets: str | Sequence[str] | None = None, *,
@@ -92,14 +92,6 @@ class Receiver(Service):
         await send({"type": "http.response.start", "status": status,
                     "headers": [(b"content-type", b"text/plain"), (b"content-length", b"2")]})
         await send({"type": "http.response.body", "body": b"ok"})
-
-    def start(self) -> Receiver:
-        self._server.start()
-        return self
-
-    def stop(self) -> None:
-        self._server.stop()
-
 
     @property
     def url(self) -> str:

@@ -19,13 +19,12 @@ import uuid
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Protocol
 from urllib.parse import urlsplit
 
 from ..errors import CircularoError
-from ..models import WEBHOOK_TYPES, format_timestamp
+from ..models import WEBHOOK_TYPES, format_epoch
 
 __all__ = [
     "ACCOUNTS",
@@ -479,7 +478,7 @@ class SandboxState:
         self._removed(webhook_id)
 
     def _now_text(self) -> str:
-        return format_timestamp(datetime.fromtimestamp(self.clock(), UTC))
+        return format_epoch(self.clock())
 
 
 def _find_organization(requested: str) -> str | None:

@@ -16,10 +16,9 @@ from __future__ import annotations
 import secrets
 import uuid
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
-from ..models import EVENT_TYPES, format_timestamp, parse_timestamp
+from ..models import EVENT_TYPES, format_epoch, parse_timestamp
 from .delivery import Outbox
 from .state import (
     ACCOUNTS_BY_NAME,
@@ -68,10 +67,6 @@ CREATE INDEX IF NOT EXISTS requests_expiring ON requests (valid_until)
 """
 
 _CLOSED_DOCUMENT = ("completed", "rejected", "expired", "cancelled")
-
-
-def _iso(at: float) -> str:
-    return format_timestamp(datetime.fromtimestamp(at, UTC))
 
 
 class Workflow:
@@ -170,11 +165,11 @@ class Workflow:
             "organization": document["organization_id"],
             "status": document["status"],
             "_version": document["version"],
-            "createDate": _iso(document["created"]),
-            "updateDate": _iso(document["updated"]),
+            "createDate": format_epoch(document["created"]),
+            "updateDate": format_epoch(document["updated"]),
             "requests": [{"shareId": r["share_id"], "recipient": r["recipient"],
                           "purpose": r["purpose"], "status": r["status"],
-                          "validUntil": _iso(r["valid_until"]) if r["valid_until"] else None}
+                          "validUntil": format_epoch(r["valid_until"]) if r["valid_until"] else None}
                          for r in requests],
         }
 
@@ -235,7 +230,7 @@ class Workflow:
                 for name in names:
                     self._emit(document, "signRequest", name, at)
         return {"shareId": share_id, "documentId": document["id"], "sharePurpose": purpose,
-                "recipients": names, "validUntil": _iso(deadline) if deadline else None}
+                "recipients": names, "validUntil": format_epoch(deadline) if deadline else None}
 
     def cancel_share(self, account: Account, share_id: str, at: float | None = None
                      ) -> dict[str, Any]:

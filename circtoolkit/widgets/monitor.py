@@ -86,7 +86,7 @@ class EventMonitor(widgets.VBox):
                 f"<div style='display:inline-block;margin:2px 10px 2px 0;padding:4px 8px;"
                 f"border:1px solid #ddd;border-radius:4px'><b>{value:,}</b> "
                 f"{html.escape(name)}</div>" for name, value in counts.items())
-            self.counters.value = cells or "<i>no events yet</i>"
+            self.counters.value = cells
             view = filter_events(events, event=self.event_filter.value or None,
                                  document=self.document_filter.value or None).iloc[::-1]
             shown = view.head(self.rows)[_SHOWN].copy()
